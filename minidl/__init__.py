@@ -1,0 +1,47 @@
+"""minidl: a from-scratch deep-learning engine for learning and teaching CNNs.
+
+NumPy layers with the coursework API (``minidl.layers``), compiled Cython + OpenMP kernels
+(``minidl._kernels``), gradient checking (``minidl.gradcheck``), optimizers, a Solver,
+modules and the lecture's architectures. See README.md for a tour.
+"""
+from . import _kernels
+from ._config import get_default_dtype, set_default_dtype
+from ._threads import blas_info, get_num_threads, set_num_threads
+
+__version__ = "0.1.0"
+
+
+def kernels_info():
+    """Which convolution path runs, and with how many threads.
+
+    Returns a dict: 'compiled' (the Cython kernels are built and imported), 'active' (they
+    are used: compiled and not switched off), 'openmp' (built with OpenMP), 'path' (a short
+    description), 'num_threads', and 'blas' (libraries found by threadpoolctl).
+    """
+    compiled = _kernels.compiled_available()
+    active = _kernels.use_compiled()
+    if active:
+        path = "compiled Cython kernels" + (" with OpenMP" if _kernels.openmp_enabled() else " (serial, no OpenMP)")
+    else:
+        path = "NumPy im2col fallback" + ("" if compiled else " (compiled kernels not built: pip install -e .)")
+    return {
+        "compiled": compiled,
+        "active": active,
+        "openmp": _kernels.openmp_enabled(),
+        "path": path,
+        "num_threads": get_num_threads(),
+        "blas": blas_info(),
+    }
+
+
+def summary(model, input_shape=(3, 224, 224), **kwargs):
+    """Per-layer table of shapes, memory, params and FLOPs (see minidl.summary.summary)."""
+    from .summary import summary as _summary
+
+    return _summary(model, input_shape, **kwargs)
+
+
+from ._threads import _init_from_env as _init_threads  # noqa: E402
+
+_init_threads()
+del _init_threads

@@ -1,0 +1,18 @@
+"""Process-wide defaults: the dtype new parameters and data are created in."""
+import numpy as np
+
+_default_dtype = np.float32
+
+
+def set_default_dtype(dtype):
+    """Choose float32 (the default, for training) or float64 (gradient checks) for new arrays."""
+    global _default_dtype
+    dt = np.dtype(dtype).type
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"set_default_dtype: dtype must be float32 or float64, got {np.dtype(dtype)}")
+    _default_dtype = dt
+
+
+def get_default_dtype():
+    """The dtype (np.float32 or np.float64) new parameters are created in."""
+    return _default_dtype

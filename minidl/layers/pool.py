@@ -1,0 +1,165 @@
+"""Pooling: MaxPool (readable loops), FastMaxPool, AvgPool and GlobalAvgPool.
+
+pool_param: 'pool_height', 'pool_width', 'stride', and minidl's 'pad' (default 0) and
+'floor_mode' (default False: the stride must tile the padded input; True: PyTorch's floor).
+Max pooling pads with -inf (padding never wins); average pooling counts the zero padding
+in the divisor (PyTorch's count_include_pad=True).
+Output size per axis: HO = (H + 2*pad - pool_height) // stride + 1.
+"""
+import numpy as np
+
+from .. import _kernels
+from ._checks import check_array, check_shape, nonneg_int, pair, window_output_size
+
+
+class PoolGeometry:
+    """Validated sizes of one pooling window arrangement."""
+
+    __slots__ = ("N", "C", "H", "W", "KH", "KW", "sh", "sw", "ph", "pw", "HO", "WO")
+
+    def __init__(self, layer, x, pool_param):
+        check_array(layer, "x", x)
+        if x.ndim != 4:
+            raise ValueError(f"{layer}: x must be 4-D (N, C, H, W), got shape {x.shape}")
+        if not isinstance(pool_param, dict):
+            raise TypeError(f"{layer}: pool_param must be a dict, got {type(pool_param).__name__}")
+        for key in ("pool_height", "pool_width"):
+            if key not in pool_param:
+                raise ValueError(f"{layer}: pool_param needs '{key}' (got keys {sorted(pool_param)})")
+        self.KH, self.KW = (pair(layer, "pool_height", pool_param["pool_height"])[0],
+                            pair(layer, "pool_width", pool_param["pool_width"])[0])
+        self.sh, self.sw = pair(layer, "stride", pool_param.get("stride", self.KH))
+        self.ph, self.pw = pair(layer, "pad", pool_param.get("pad", 0), nonneg_int)
+        if 2 * self.ph > self.KH or 2 * self.pw > self.KW:
+            raise ValueError(f"{layer}: pad ({self.ph}, {self.pw}) must be at most half the pool "
+                             f"size ({self.KH}, {self.KW}), as in PyTorch")
+        floor_mode = bool(pool_param.get("floor_mode", False))
+        self.N, self.C, self.H, self.W = x.shape
+        self.HO = window_output_size(layer, "height", self.H, self.KH, self.sh, self.ph, 1, floor_mode)
+        self.WO = window_output_size(layer, "width", self.W, self.KW, self.sw, self.pw, 1, floor_mode)
+
+    @property
+    def out_shape(self):
+        return (self.N, self.C, self.HO, self.WO)
+
+    def windows(self, x):
+        """x (N, C, H, W) -> cols (N*C, KH*KW, HO*WO), one row per window position."""
+        flat = x.reshape(self.N * self.C, 1, self.H, self.W)
+        return _kernels.im2col(flat, self.KH, self.KW, self.sh, self.sw, self.ph, self.pw,
+                               1, 1, self.HO, self.WO)
+
+    def fold(self, dcols, dtype):
+        """Inverse of windows for gradients: (N*C, KH*KW, HO*WO) -> (N, C, H, W), summing."""
+        dx = _kernels.col2im(dcols.astype(dtype, copy=False), (self.N * self.C, 1, self.H, self.W),
+                             self.KH, self.KW, self.sh, self.sw, self.ph, self.pw, 1, 1,
+                             self.HO, self.WO)
+        return dx.reshape(self.N, self.C, self.H, self.W)
+
+
+class MaxPool:
+    """Max pooling with explicit loops (the reference). Ties: the first maximum wins."""
+
+    @staticmethod
+    def forward(x, pool_param):
+        """x (N, C, H, W) -> out (N, C, HO, WO), cache."""
+        g = PoolGeometry("MaxPool", x, pool_param)
+        xpad = np.pad(x, ((0, 0), (0, 0), (g.ph, g.ph), (g.pw, g.pw)), constant_values=-np.inf)
+        out = np.empty(g.out_shape, dtype=x.dtype)
+        for y in range(g.HO):
+            for xo in range(g.WO):
+                window = xpad[:, :, y * g.sh:y * g.sh + g.KH, xo * g.sw:xo * g.sw + g.KW]
+                out[:, :, y, xo] = window.max(axis=(2, 3))
+        return out, (x, pool_param)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, C, HO, WO) -> dx (N, C, H, W): each window's gradient goes to its argmax."""
+        x, pool_param = cache
+        g = PoolGeometry("MaxPool", x, pool_param)
+        check_shape("MaxPool", "dout", dout, g.out_shape)
+        xpad = np.pad(x, ((0, 0), (0, 0), (g.ph, g.ph), (g.pw, g.pw)), constant_values=-np.inf)
+        dxpad = np.zeros(xpad.shape, dtype=x.dtype)
+        for n in range(g.N):
+            for c in range(g.C):
+                for y in range(g.HO):
+                    for xo in range(g.WO):
+                        y0, x0 = y * g.sh, xo * g.sw
+                        window = xpad[n, c, y0:y0 + g.KH, x0:x0 + g.KW]
+                        i, j = np.unravel_index(np.argmax(window), window.shape)
+                        dxpad[n, c, y0 + i, x0 + j] += dout[n, c, y, xo]
+        return np.ascontiguousarray(dxpad[:, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W])
+
+
+class FastMaxPool:
+    """Max pooling through the window unfolding kernel (im2col). Same results as MaxPool."""
+
+    @staticmethod
+    def forward(x, pool_param):
+        """x (N, C, H, W) -> out (N, C, HO, WO), cache."""
+        g = PoolGeometry("FastMaxPool", x, pool_param)
+        if g.ph or g.pw:
+            # pad with -inf first so that padding never wins the max
+            x_in = np.pad(x, ((0, 0), (0, 0), (g.ph, g.ph), (g.pw, g.pw)), constant_values=-np.inf)
+            gp = PoolGeometry("FastMaxPool", x_in, dict(pool_param, pad=0, floor_mode=True))
+        else:
+            x_in, gp = x, g
+        cols = gp.windows(x_in)
+        argmax = cols.argmax(axis=1)  # first maximum, like MaxPool
+        out = np.take_along_axis(cols, argmax[:, None, :], axis=1)
+        return out.reshape(g.out_shape), (x.shape, x.dtype, pool_param, argmax)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, C, HO, WO) -> dx (N, C, H, W)."""
+        x_shape, dtype, pool_param, argmax = cache
+        g = PoolGeometry("FastMaxPool", np.empty(x_shape, dtype), pool_param)
+        check_shape("FastMaxPool", "dout", dout, g.out_shape)
+        dcols = np.zeros((g.N * g.C, g.KH * g.KW, g.HO * g.WO), dtype=dtype)
+        np.put_along_axis(dcols, argmax[:, None, :], dout.reshape(g.N * g.C, 1, -1), axis=1)
+        if g.ph or g.pw:
+            xp_shape = (g.N, g.C, g.H + 2 * g.ph, g.W + 2 * g.pw)
+            gp = PoolGeometry("FastMaxPool", np.empty(xp_shape, dtype), dict(pool_param, pad=0, floor_mode=True))
+            dxp = gp.fold(dcols, dtype)
+            return np.ascontiguousarray(dxp[:, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W])
+        return g.fold(dcols, dtype)
+
+
+class AvgPool:
+    """Average pooling (zero padding counts in the divisor, like PyTorch's default)."""
+
+    @staticmethod
+    def forward(x, pool_param):
+        """x (N, C, H, W) -> out (N, C, HO, WO), cache."""
+        g = PoolGeometry("AvgPool", x, pool_param)
+        out = g.windows(x).mean(axis=1)
+        return out.reshape(g.out_shape).astype(x.dtype, copy=False), (x.shape, x.dtype, pool_param)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, C, HO, WO) -> dx (N, C, H, W)."""
+        x_shape, dtype, pool_param = cache
+        g = PoolGeometry("AvgPool", np.empty(x_shape, dtype), pool_param)
+        check_shape("AvgPool", "dout", dout, g.out_shape)
+        share = dout.reshape(g.N * g.C, 1, -1) / (g.KH * g.KW)
+        dcols = np.broadcast_to(share, (g.N * g.C, g.KH * g.KW, g.HO * g.WO))
+        return g.fold(np.ascontiguousarray(dcols, dtype=dtype), dtype)
+
+
+class GlobalAvgPool:
+    """Mean over the spatial axes: x (N, C, H, W) -> out (N, C, 1, 1)."""
+
+    @staticmethod
+    def forward(x):
+        """x (N, C, H, W) -> out (N, C, 1, 1), cache."""
+        check_array("GlobalAvgPool", "x", x)
+        if x.ndim != 4:
+            raise ValueError(f"GlobalAvgPool: x must be 4-D (N, C, H, W), got shape {x.shape}")
+        return x.mean(axis=(2, 3), keepdims=True), x.shape
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, C, 1, 1) -> dx (N, C, H, W)."""
+        x_shape = cache
+        check_shape("GlobalAvgPool", "dout", dout, (x_shape[0], x_shape[1], 1, 1))
+        scale = dout.dtype.type(1.0 / (x_shape[2] * x_shape[3]))
+        return np.broadcast_to(dout * scale, x_shape).copy()

@@ -1,0 +1,130 @@
+"""Build minidl's compiled kernels (Cython + OpenMP), never failing the install.
+
+Three outcomes, decided here and reported by ``minidl.kernels_info()`` at run time:
+
+1. a compiler that understands OpenMP: kernels built with ``-fopenmp`` (parallel);
+2. a compiler without OpenMP (macOS clang, old MSVC): kernels built serially; the ``prange``
+   loops compile to plain loops through ``_kernels/_openmp_stub.h``;
+3. no compiler or no Cython: no extension at all; minidl runs its NumPy im2col path and says so.
+
+Set ``MINIDL_BOUNDSCHECK=1`` to rebuild with Cython bounds and wraparound checks (debugging).
+Set ``MINIDL_NO_OPENMP=1`` to force the serial build, ``MINIDL_NO_EXTENSIONS=1`` to skip it.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from glob import glob
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+OPENMP_PROBE = textwrap.dedent(
+    """
+    #include <omp.h>
+    int main(void) {
+        int n = 0;
+        #pragma omp parallel reduction(+:n)
+        n += 1;
+        return n > 0 ? 0 : 1;
+    }
+    """
+)
+
+
+def _openmp_flags(compiler):
+    """Compile and link a tiny OpenMP program; return (compile, link) flags or None."""
+    if os.environ.get("MINIDL_NO_OPENMP"):
+        return None
+    if compiler.compiler_type == "msvc":
+        candidates = [(["/openmp"], [])]
+    else:
+        candidates = [(["-fopenmp"], ["-fopenmp"]), (["-Xpreprocessor", "-fopenmp"], ["-lomp"])]
+    tmp = tempfile.mkdtemp(prefix="minidl-omp-")
+    try:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(OPENMP_PROBE)
+        for cflags, lflags in candidates:
+            try:
+                objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
+                compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=lflags)
+                exe = os.path.join(tmp, "probe")
+                if subprocess.run([exe], capture_output=True, timeout=30).returncode == 0:
+                    return cflags, lflags
+            except Exception:  # noqa: BLE001 - any failure means "no OpenMP with these flags"
+                continue
+        return None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that probes OpenMP and never fails the install."""
+
+    def build_extensions(self):
+        flags = _openmp_flags(self.compiler)
+        if flags is None:
+            print("minidl: OpenMP not available; building serial kernels", file=sys.stderr)
+        for ext in self.extensions:
+            if self.compiler.compiler_type != "msvc":
+                ext.extra_compile_args += ["-O3"]
+            if flags is not None:
+                ext.extra_compile_args += flags[0]
+                ext.extra_link_args += flags[1]
+                ext.define_macros.append(("MINIDL_OPENMP", "1"))
+        for ext in self.extensions:
+            try:
+                self.build_extension(ext)
+            except Exception as exc:  # noqa: BLE001
+                print(
+                    f"minidl: could not build {ext.name} ({exc}); "
+                    "minidl will use its NumPy fallback for it",
+                    file=sys.stderr,
+                )
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - e.g. no compiler at all
+            print(f"minidl: compiled kernels not built ({exc}); using the NumPy path",
+                  file=sys.stderr)
+
+
+def _extensions():
+    if os.environ.get("MINIDL_NO_EXTENSIONS"):
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        print("minidl: Cython not found; using the NumPy path", file=sys.stderr)
+        return []
+    from setuptools import Extension
+
+    debug = bool(os.environ.get("MINIDL_BOUNDSCHECK"))
+    directives = {
+        "language_level": 3,
+        "boundscheck": debug,
+        "wraparound": debug,
+        "cdivision": True,
+        "initializedcheck": debug,
+        "nonecheck": False,
+    }
+    exts = [
+        Extension(
+            "minidl._kernels." + os.path.splitext(os.path.basename(p))[0],
+            [p],
+            include_dirs=["minidl/_kernels"],
+        )
+        for p in sorted(glob("minidl/_kernels/*.pyx"))
+    ]
+    try:
+        return cythonize(exts, compiler_directives=directives, quiet=True)
+    except Exception as exc:  # noqa: BLE001
+        print(f"minidl: cythonize failed ({exc}); using the NumPy path", file=sys.stderr)
+        return []
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
