@@ -4,6 +4,17 @@ Each class has static ``forward(...) -> (out, cache)`` and ``backward(dout, cach
 Arrays are NCHW; every layer works in float32 and float64 and returns the input's dtype.
 """
 from .conv import Conv, FastConv
+from .dropout import Dropout
+from .linear import Linear, Linear_ReLU, ReLU
+from .norm import BatchNorm, LayerNorm, SpatialBatchNorm, SpatialGroupNorm
 from .pool import AvgPool, FastMaxPool, GlobalAvgPool, MaxPool
+from .sandwich import (Conv_BatchNorm_ReLU, Conv_BatchNorm_ReLU_Pool, Conv_ReLU, Conv_ReLU_Pool,
+                       Linear_BatchNorm_ReLU)
 
-__all__ = ["Conv", "FastConv", "MaxPool", "FastMaxPool", "AvgPool", "GlobalAvgPool"]
+__all__ = [
+    "Linear", "ReLU", "Linear_ReLU", "Dropout",
+    "Conv", "FastConv", "MaxPool", "FastMaxPool", "AvgPool", "GlobalAvgPool",
+    "BatchNorm", "SpatialBatchNorm", "LayerNorm", "SpatialGroupNorm",
+    "Conv_ReLU", "Conv_ReLU_Pool", "Conv_BatchNorm_ReLU", "Conv_BatchNorm_ReLU_Pool",
+    "Linear_BatchNorm_ReLU",
+]

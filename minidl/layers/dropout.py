@@ -1,0 +1,62 @@
+"""Inverted dropout (EECS 498-007 A3 ``Dropout``: p is the probability of DROPPING a unit).
+
+CS231n's dropout_forward keeps with probability p instead; minidl.compat.cs231n translates.
+"""
+import numpy as np
+
+from ._checks import check_array, check_same_dtype, check_shape
+
+_MODES = ("train", "test")
+
+
+def _dropout_settings(dropout_param):
+    if not isinstance(dropout_param, dict):
+        raise TypeError("Dropout: dropout_param must be a dict with 'p' and 'mode', got "
+                        f"{type(dropout_param).__name__}")
+    if "p" not in dropout_param:
+        raise ValueError("Dropout: dropout_param needs 'p' (the probability of dropping a unit)")
+    p = dropout_param["p"]
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)) \
+            or not 0 <= p < 1:
+        raise ValueError(f"Dropout: dropout_param['p'] is the probability of dropping and must "
+                         f"be in [0, 1), got {p!r}")
+    mode = dropout_param.get("mode")
+    if mode not in _MODES:
+        raise ValueError(f"Dropout: dropout_param['mode'] must be 'train' or 'test', got {mode!r}")
+    return float(p), mode, dropout_param.get("seed")
+
+
+class Dropout:
+    """Inverted dropout: in 'train' mode each unit is zeroed with probability p and the
+    survivors are scaled by 1 / (1 - p), so the expected output equals x; 'test' mode is the
+    identity.
+
+    dropout_param: 'p' (drop probability, 0 <= p < 1), 'mode' ('train' or 'test', required,
+    as for BatchNorm), 'seed' (optional: the same seed gives the same mask; without it the mask is
+    drawn from NumPy's global generator, so np.random.seed makes runs repeatable).
+    """
+
+    @staticmethod
+    def forward(x, dropout_param):
+        """x (any shape) -> out (x's shape and dtype), cache (dropout_param, mask or None)."""
+        check_array("Dropout", "x", x)
+        p, mode, seed = _dropout_settings(dropout_param)
+        if mode == "test":
+            return x, (dropout_param, None)
+        if seed is not None:
+            u = np.random.default_rng(seed).random(x.shape)
+        else:
+            u = np.random.random_sample(x.shape)
+        mask = ((u >= p) / (1.0 - p)).astype(x.dtype)
+        return x * mask, (dropout_param, mask)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (x's shape) -> dx: dout * mask in 'train' mode, dout in 'test' mode."""
+        _, mask = cache
+        check_array("Dropout", "dout", dout)
+        if mask is None:
+            return dout
+        check_shape("Dropout", "dout", dout, mask.shape)
+        check_same_dtype("Dropout", x=mask, dout=dout)
+        return dout * mask

@@ -1,0 +1,78 @@
+"""Fully-connected layer and ReLU (EECS 498-007 A3 ``Linear``, ``ReLU``, ``Linear_ReLU``).
+
+Symbols: N samples, D = d1 * ... * dk input features, M outputs.
+"""
+import numpy as np
+
+from ._checks import check_array, check_same_dtype, check_shape
+
+
+class Linear:
+    """out = x.reshape(N, D) @ w + b.
+
+    Shape: x (N, d1, ..., dk) with D = d1 * ... * dk, w (D, M), b (M,) -> out (N, M).
+    """
+
+    @staticmethod
+    def forward(x, w, b):
+        """x (N, d1, ..., dk), w (D, M), b (M,) -> out (N, M), cache (x, w, b)."""
+        check_array("Linear", "x", x, min_ndim=2)
+        check_array("Linear", "w", w, ndim=2)
+        check_array("Linear", "b", b, ndim=1)
+        check_same_dtype("Linear", x=x, w=w, b=b)
+        N = x.shape[0]
+        D = int(np.prod(x.shape[1:]))
+        if w.shape[0] != D:
+            raise ValueError(f"Linear: x {x.shape} flattens to {D} features per sample but "
+                             f"w {w.shape} expects {w.shape[0]}")
+        check_shape("Linear", "b", b, (w.shape[1],))
+        out = x.reshape(N, D) @ w + b
+        return out, (x, w, b)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, M) -> dx (N, d1, ..., dk), dw (D, M), db (M,)."""
+        x, w, b = cache
+        check_array("Linear", "dout", dout)
+        check_shape("Linear", "dout", dout, (x.shape[0], w.shape[1]))
+        check_same_dtype("Linear", x=x, dout=dout)
+        dx = (dout @ w.T).reshape(x.shape)
+        dw = x.reshape(x.shape[0], -1).T @ dout
+        db = dout.sum(axis=0)
+        return dx, dw, db
+
+
+class ReLU:
+    """out = max(x, 0), elementwise, any shape."""
+
+    @staticmethod
+    def forward(x):
+        """x (any shape) -> out (same shape), cache x."""
+        check_array("ReLU", "x", x)
+        return np.maximum(x, 0), x
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (x's shape) -> dx; the gradient at exactly 0 is taken as 0, as the course does."""
+        x = cache
+        check_array("ReLU", "dout", dout)
+        check_shape("ReLU", "dout", dout, x.shape)
+        check_same_dtype("ReLU", x=x, dout=dout)
+        return dout * (x > 0)
+
+
+class Linear_ReLU:
+    """Linear followed by ReLU (composition only: no gradient of its own)."""
+
+    @staticmethod
+    def forward(x, w, b):
+        """x (N, d1, ..., dk), w (D, M), b (M,) -> out (N, M), cache."""
+        a, fc_cache = Linear.forward(x, w, b)
+        out, relu_cache = ReLU.forward(a)
+        return out, (fc_cache, relu_cache)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, M) -> dx (N, d1, ..., dk), dw (D, M), db (M,)."""
+        fc_cache, relu_cache = cache
+        return Linear.backward(ReLU.backward(dout, relu_cache), fc_cache)

@@ -1,0 +1,285 @@
+"""Normalisation layers: BatchNorm, SpatialBatchNorm, LayerNorm, SpatialGroupNorm.
+
+All four are "standardise over some axes, then scale and shift per feature/channel":
+
+    xhat = (x - mean(x)) / sqrt(var(x) + eps)      mean/var over the normalised axes
+    out  = gamma * xhat + beta                     gamma, beta per feature (axis 1)
+
+so they share one forward (``_standardize``) and one gradient of the standardisation
+(``_standardize_backward``), and differ only in which axes the statistics run over:
+
+    BatchNorm         (N, D)          over N           running averages for 'test' mode
+    SpatialBatchNorm  (N, C, H, W)    over N, H, W     running averages for 'test' mode
+    LayerNorm         (N, D)          over D           no running averages
+    SpatialGroupNorm  (N, C, H, W)    over C/G, H, W within each of G channel groups
+
+Conventions follow the course (EECS 498-007 A3 and CS231n assignment 2): bn_param holds
+'mode' ('train'/'test'), 'eps' (1e-5), 'momentum' (0.9: the weight of the OLD running value,
+running = momentum * running + (1 - momentum) * batch), and 'running_mean' / 'running_var'
+(zeros when absent, written back into the dict in 'train' mode). Variances are the biased
+batch variances, as in the course; bn_param['unbiased_running_var'] = True makes the running
+variance use the unbiased estimate, as PyTorch's BatchNorm does (the normalisation itself
+always uses the biased one). 'test' mode normalises with the running statistics and eps.
+"""
+import numpy as np
+
+from ._checks import check_array, check_same_dtype, check_shape, positive_int
+
+
+def _standardize(x, axes, eps):
+    """xhat = (x - mean) / sqrt(var + eps), statistics over ``axes`` (kept as size-1 dims).
+
+    Returns xhat, mean, var (biased) and istd = 1 / sqrt(var + eps).
+    """
+    mean = x.mean(axis=axes, keepdims=True)
+    xc = x - mean
+    var = np.mean(xc * xc, axis=axes, keepdims=True)
+    istd = 1.0 / np.sqrt(var + eps)
+    return xc * istd, mean, var, istd
+
+
+def _standardize_backward(dxhat, xhat, istd, axes):
+    """Gradient of xhat = standardize(x) over ``axes``: the simplified closed form
+
+        dx = istd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+
+    (means over ``axes``). Every normalisation layer's dx goes through here.
+    """
+    m1 = dxhat.mean(axis=axes, keepdims=True)
+    m2 = (dxhat * xhat).mean(axis=axes, keepdims=True)
+    return istd * (dxhat - m1 - xhat * m2)
+
+
+def _float_param(layer, params_name, params, key, default, low, high, low_open=False):
+    value = params.get(key, default)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                      np.floating)):
+        raise ValueError(f"{layer}: {params_name}['{key}'] must be a number, got {value!r}")
+    value = float(value)  # a Python float keeps float32 arithmetic in float32
+    if not (low < value if low_open else low <= value) or value > high:
+        interval = ("(" if low_open else "[") + f"{low}, {high}]"
+        raise ValueError(f"{layer}: {params_name}['{key}'] must be in {interval}, got {value!r}")
+    return value
+
+
+def _check_param_dict(layer, name, params):
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise TypeError(f"{layer}: {name} must be a dict, got {type(params).__name__}")
+    return params
+
+
+def _check_affine(layer, x, gamma, beta, C, allowed_shapes):
+    """gamma and beta: float arrays of one of ``allowed_shapes`` with x's dtype."""
+    for name, a in (("gamma", gamma), ("beta", beta)):
+        check_array(layer, name, a)
+        if a.shape not in allowed_shapes:
+            shapes = " or ".join(str(s) for s in allowed_shapes)
+            raise ValueError(f"{layer}: {name} must have shape {shapes} for x {x.shape} "
+                             f"({C} features), got {a.shape}")
+    check_same_dtype(layer, x=x, gamma=gamma, beta=beta)
+
+
+def _check_dout(layer, dout, x_shape, dtype):
+    check_array(layer, "dout", dout)
+    check_shape(layer, "dout", dout, x_shape)
+    if dout.dtype != dtype:
+        raise TypeError(f"{layer}: dtype mismatch: x is {dtype} {x_shape} but dout is "
+                        f"{dout.dtype} {dout.shape}; cast one of them")
+
+
+class _BNCache:
+    """What batch norm's backward needs (statistics kept with size-1 dims for broadcasting)."""
+
+    __slots__ = ("layer", "mode", "x", "xhat", "mean", "var", "istd", "gamma", "axes", "pshape")
+
+    def __init__(self, **kw):
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+
+class BatchNorm:
+    """Batch normalisation over the batch axis of (N, D) inputs.
+
+    Shape: x (N, D), gamma (D,), beta (D,) -> out (N, D).
+    bn_param: 'mode' ('train' or 'test', required), 'eps' (1e-5), 'momentum' (0.9),
+    'running_mean', 'running_var' (D,) (created as zeros and updated in the dict in 'train'
+    mode), 'unbiased_running_var' (False). See the module docstring.
+    """
+
+    @staticmethod
+    def forward(x, gamma, beta, bn_param):
+        """x (N, D), gamma (D,), beta (D,), bn_param -> out (N, D), cache."""
+        check_array("BatchNorm", "x", x, ndim=2)
+        return BatchNorm._forward("BatchNorm", "bn_param", x, gamma, beta, bn_param)
+
+    @staticmethod
+    def _forward(layer, params_name, x, gamma, beta, bn_param):
+        """Batch norm of x (N, C, ...) with features on axis 1: statistics over every other axis."""
+        C = x.shape[1]
+        _check_affine(layer, x, gamma, beta, C, [(C,)])
+        bn_param = _check_param_dict(layer, params_name, bn_param)
+        mode = bn_param.get("mode")
+        if mode not in ("train", "test"):
+            raise ValueError(f"{layer}: {params_name}['mode'] must be 'train' or 'test', "
+                             f"got {mode!r}")
+        eps = _float_param(layer, params_name, bn_param, "eps", 1e-5, 0.0, np.inf, low_open=True)
+        momentum = _float_param(layer, params_name, bn_param, "momentum", 0.9, 0.0, 1.0)
+        running = {}
+        for key in ("running_mean", "running_var"):
+            r = bn_param.get(key)
+            if r is None:
+                r = np.zeros(C, dtype=x.dtype)
+            else:
+                check_array(layer, f"{params_name}['{key}']", r)
+                check_shape(layer, f"{params_name}['{key}']", r, (C,))
+            running[key] = r
+
+        axes = (0,) + tuple(range(2, x.ndim))
+        pshape = (1, C) + (1,) * (x.ndim - 2)
+        if mode == "train":
+            M = x.size // C
+            if M < 2:
+                raise ValueError(f"{layer}: training mode needs more than one value per feature "
+                                 f"to compute batch statistics, got x {x.shape}")
+            xhat, mean, var, istd = _standardize(x, axes, eps)
+            batch_var = var.reshape(C)
+            if bn_param.get("unbiased_running_var", False):
+                batch_var = batch_var * (M / (M - 1))
+            rm, rv = running["running_mean"], running["running_var"]
+            bn_param["running_mean"] = (momentum * rm + (1 - momentum) * mean.reshape(C)
+                                        ).astype(rm.dtype, copy=False)
+            bn_param["running_var"] = (momentum * rv + (1 - momentum) * batch_var
+                                       ).astype(rv.dtype, copy=False)
+        else:
+            mean = running["running_mean"].astype(x.dtype, copy=False).reshape(pshape)
+            var = running["running_var"].astype(x.dtype, copy=False).reshape(pshape)
+            istd = 1.0 / np.sqrt(var + eps)
+            xhat = (x - mean) * istd
+        out = xhat * gamma.reshape(pshape) + beta.reshape(pshape)
+        cache = _BNCache(layer=layer, mode=mode, x=x, xhat=xhat, mean=mean, var=var, istd=istd,
+                         gamma=gamma, axes=axes, pshape=pshape)
+        return out, cache
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, D) -> dx (N, D), dgamma (D,), dbeta (D,), by backpropagating step by
+        step through the computational graph mean -> centre -> var -> 1/std -> xhat."""
+        c = cache
+        _check_dout(c.layer, dout, c.x.shape, c.x.dtype)
+        dgamma, dbeta = (dout * c.xhat).sum(axis=c.axes), dout.sum(axis=c.axes)
+        dxhat = dout * c.gamma.reshape(c.pshape)
+        if c.mode == "test":  # running statistics are constants
+            return dxhat * c.istd, dgamma, dbeta
+        M = c.x.size // c.x.shape[1]
+        xc = c.x - c.mean                                          # centre
+        dxc = dxhat * c.istd                                       # xhat = xc * istd
+        distd = (dxhat * xc).sum(axis=c.axes, keepdims=True)
+        dvar = distd * -0.5 * c.istd ** 3                          # istd = (var + eps)^-1/2
+        dxc = dxc + dvar * (2.0 / M) * xc                          # var = mean(xc^2)
+        dmean = -dxc.sum(axis=c.axes, keepdims=True)               # xc = x - mean
+        dx = dxc + dmean / M                                       # mean = mean(x)
+        return dx, dgamma, dbeta
+
+    @staticmethod
+    def backward_alt(dout, cache):
+        """dout (N, D) -> dx, dgamma, dbeta with the simplified closed form of dx
+        (same result as backward, fewer passes over memory)."""
+        c = cache
+        _check_dout(c.layer, dout, c.x.shape, c.x.dtype)
+        dgamma, dbeta = (dout * c.xhat).sum(axis=c.axes), dout.sum(axis=c.axes)
+        dxhat = dout * c.gamma.reshape(c.pshape)
+        if c.mode == "test":
+            return dxhat * c.istd, dgamma, dbeta
+        return _standardize_backward(dxhat, c.xhat, c.istd, c.axes), dgamma, dbeta
+
+
+class SpatialBatchNorm:
+    """Batch normalisation of (N, C, H, W) inputs: per channel, over N, H and W.
+
+    Shape: x (N, C, H, W), gamma (C,), beta (C,) -> out (N, C, H, W).
+    bn_param as BatchNorm's, with running statistics of shape (C,). Runs BatchNorm's code
+    (features on axis 1), so there is one implementation of the math.
+    """
+
+    @staticmethod
+    def forward(x, gamma, beta, bn_param):
+        """x (N, C, H, W), gamma (C,), beta (C,), bn_param -> out (N, C, H, W), cache."""
+        check_array("SpatialBatchNorm", "x", x, ndim=4)
+        return BatchNorm._forward("SpatialBatchNorm", "bn_param", x, gamma, beta, bn_param)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, C, H, W) -> dx (N, C, H, W), dgamma (C,), dbeta (C,)."""
+        return BatchNorm.backward_alt(dout, cache)
+
+
+class LayerNorm:
+    """Layer normalisation (CS231n layernorm_forward): each sample normalised over its
+    features, then scaled and shifted per feature. Same in training and at test time.
+
+    Shape: x (N, D), gamma (D,), beta (D,) -> out (N, D). ln_param: 'eps' (1e-5).
+    """
+
+    @staticmethod
+    def forward(x, gamma, beta, ln_param=None):
+        """x (N, D), gamma (D,), beta (D,), ln_param -> out (N, D), cache."""
+        check_array("LayerNorm", "x", x, ndim=2)
+        _check_affine("LayerNorm", x, gamma, beta, x.shape[1], [(x.shape[1],)])
+        ln_param = _check_param_dict("LayerNorm", "ln_param", ln_param)
+        eps = _float_param("LayerNorm", "ln_param", ln_param, "eps", 1e-5, 0.0, np.inf,
+                           low_open=True)
+        xhat, _, _, istd = _standardize(x, (1,), eps)
+        out = xhat * gamma + beta
+        return out, (x.shape, x.dtype, xhat, istd, gamma)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, D) -> dx (N, D), dgamma (D,), dbeta (D,)."""
+        x_shape, dtype, xhat, istd, gamma = cache
+        _check_dout("LayerNorm", dout, x_shape, dtype)
+        dgamma, dbeta = (dout * xhat).sum(axis=0), dout.sum(axis=0)
+        dx = _standardize_backward(dout * gamma, xhat, istd, (1,))
+        return dx, dgamma, dbeta
+
+
+class SpatialGroupNorm:
+    """Group normalisation (CS231n spatial_groupnorm_forward): the C channels of each sample
+    are split into G contiguous groups, each normalised over its C/G channels and all H x W
+    positions, then scaled and shifted per channel.
+
+    Shape: x (N, C, H, W), gamma and beta (C,) or CS231n's (1, C, 1, 1) -> out (N, C, H, W);
+    backward returns dgamma and dbeta in the shape gamma and beta were given.
+    G: number of groups, a divisor of C. gn_param: 'eps' (1e-5).
+    """
+
+    @staticmethod
+    def forward(x, gamma, beta, G, gn_param=None):
+        """x (N, C, H, W), gamma, beta (C,) or (1, C, 1, 1), G, gn_param -> out, cache."""
+        layer = "SpatialGroupNorm"
+        check_array(layer, "x", x, ndim=4)
+        N, C, H, W = x.shape
+        _check_affine(layer, x, gamma, beta, C, [(C,), (1, C, 1, 1)])
+        G = positive_int(layer, "G", G)
+        if C % G:
+            raise ValueError(f"{layer}: G={G} groups must divide the {C} channels of x {x.shape}")
+        gn_param = _check_param_dict(layer, "gn_param", gn_param)
+        eps = _float_param(layer, "gn_param", gn_param, "eps", 1e-5, 0.0, np.inf, low_open=True)
+        axes = (2, 3, 4)
+        xhat_g, _, _, istd = _standardize(x.reshape(N, G, C // G, H, W), axes, eps)
+        xhat = xhat_g.reshape(x.shape)
+        out = xhat * gamma.reshape(1, C, 1, 1) + beta.reshape(1, C, 1, 1)
+        return out, (x.dtype, xhat, istd, gamma, beta.shape, G)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, C, H, W) -> dx (N, C, H, W), dgamma, dbeta (shaped as gamma, beta were)."""
+        dtype, xhat, istd, gamma, beta_shape, G = cache
+        _check_dout("SpatialGroupNorm", dout, xhat.shape, dtype)
+        N, C, H, W = xhat.shape
+        dgamma = (dout * xhat).sum(axis=(0, 2, 3)).reshape(gamma.shape)
+        dbeta = dout.sum(axis=(0, 2, 3)).reshape(beta_shape)
+        dxhat = (dout * gamma.reshape(1, C, 1, 1)).reshape(N, G, C // G, H, W)
+        dx = _standardize_backward(dxhat, xhat.reshape(dxhat.shape), istd, (2, 3, 4))
+        return dx.reshape(N, C, H, W), dgamma, dbeta

@@ -1,0 +1,66 @@
+"""Classification losses: softmax (cross-entropy) and multiclass SVM (hinge), averaged over N.
+
+Both take scores x (N, C) and integer labels y (N,) with 0 <= y[i] < C, and return
+(loss, dx): loss a scalar of x's dtype, dx (N, C) of x's dtype.
+"""
+import numpy as np
+
+from .layers._checks import check_array
+
+
+def _check_scores_labels(loss, x, y):
+    check_array(loss, "x", x, ndim=2)
+    y = np.asarray(y)
+    if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{loss}: labels y must be integers, got dtype {y.dtype} "
+                         f"(shape {y.shape})")
+    N, C = x.shape
+    if y.shape != (N,):
+        raise ValueError(f"{loss}: labels y must have shape ({N},) to match scores x {x.shape}, "
+                         f"got {y.shape}")
+    if N == 0:
+        raise ValueError(f"{loss}: scores x {x.shape} hold no samples")
+    bad = (y < 0) | (y >= C)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{loss}: label y[{i}] = {int(y[i])} is out of range for x {x.shape}: "
+                         f"labels must be in [0, {C - 1}]")
+    return y
+
+
+def softmax_loss(x, y):
+    """Softmax cross-entropy: loss = -mean_i log softmax(x_i)[y_i].
+
+    x (N, C) scores, y (N,) labels in [0, C) -> loss (scalar), dx (N, C).
+    Computed from shifted scores (x - max per row), so large scores do not overflow.
+    """
+    y = _check_scores_labels("softmax_loss", x, y)
+    N = x.shape[0]
+    shifted = x - x.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_probs = shifted - log_norm
+    rows = np.arange(N)
+    loss = -log_probs[rows, y].mean()
+    dx = np.exp(log_probs)
+    dx[rows, y] -= 1
+    dx /= N
+    return x.dtype.type(loss), dx
+
+
+def svm_loss(x, y):
+    """Multiclass SVM (hinge) loss with margin 1:
+    loss = mean_i sum_{j != y_i} max(0, x_ij - x_iy_i + 1).
+
+    x (N, C) scores, y (N,) labels in [0, C) -> loss (scalar), dx (N, C).
+    The subgradient at a margin of exactly 0 is taken as 0.
+    """
+    y = _check_scores_labels("svm_loss", x, y)
+    N = x.shape[0]
+    rows = np.arange(N)
+    margins = np.maximum(0, x - x[rows, y][:, None] + 1)
+    margins[rows, y] = 0
+    loss = margins.sum() / N
+    dx = (margins > 0).astype(x.dtype)
+    dx[rows, y] -= dx.sum(axis=1)
+    dx /= N
+    return x.dtype.type(loss), dx
