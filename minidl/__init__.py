@@ -34,13 +34,9 @@ def kernels_info():
     }
 
 
-def summary(model, input_shape=(3, 224, 224), **kwargs):
-    """Per-layer table of shapes, memory, params and FLOPs (see minidl.summary.summary)."""
-    from .summary import summary as _summary
-
-    return _summary(model, input_shape, **kwargs)
-
-
+# Imported last, and as the function: this binds the name minidl.summary to the function
+# (the contract's minidl.summary(model, input_shape)), not to the submodule of that name.
+from .summary import summary  # noqa: E402
 from ._threads import _init_from_env as _init_threads  # noqa: E402
 
 _init_threads()

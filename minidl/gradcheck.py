@@ -31,7 +31,7 @@ import numpy as np
 
 __all__ = ["compute_numeric_gradient", "rel_error", "rel_error_max", "eval_numerical_gradient",
            "eval_numerical_gradient_array", "check_pair", "check_layer", "GradCheckReport",
-           "GradResult"]
+           "GradResult", "check_module"]
 
 
 # --------------------------------------------------------------------------- numeric gradients
@@ -387,3 +387,16 @@ def check_layer(layer, *args, backward="backward", **options):
         bw_name, bw = getattr(backward, "__name__", "backward"), backward
     options.setdefault("title", f"{name}.{bw_name}")
     return check_pair(layer.forward, bw, args, **options)
+
+
+def check_module(module, x, **kwargs):
+    """Check a minidl.nn.Module's backward against numeric derivatives of its forward.
+
+    x: an input batch (N, ...) in the module's dtype (float64 recommended). Directional
+    derivatives along random vectors check every element of the input and parameter
+    gradients at two forwards each, plus a few single elements (so a failure names an index).
+    See minidl.nn.gradcheck.check_gradients for the options; returns its report.
+    """
+    from .nn.gradcheck import check_gradients  # nn is built on layers; import on use
+
+    return check_gradients(module, x, **kwargs)

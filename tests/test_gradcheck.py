@@ -199,3 +199,27 @@ def test_zero_gradients_pass_at_the_noise_floor():
     report.assert_passed()
     assert report["b"].at_noise_floor and not report["x"].at_noise_floor
     assert "noise floor" in str(report)
+
+
+def test_check_module_reports_a_wrong_module_gradient():
+    """minidl.gradcheck.check_module: passes a correct module, names the parameter of a broken one."""
+    from minidl import nn
+    from minidl.gradcheck import check_module
+
+    rng = np.random.default_rng(0)
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).astype(np.float64)
+    x = rng.standard_normal((5, 4))
+    assert check_module(net, x).passed
+
+    class Broken(nn.Linear):
+        def _backward(self, dout):
+            dx = super()._backward(dout)
+            wrong = np.zeros_like(self.params["weight"])
+            wrong[0, 0] = 1.0  # one wrong element
+            self._accumulate("weight", wrong)
+            return dx
+
+    bad = nn.Sequential(Broken(4, 3)).astype(np.float64)
+    report = check_module(bad, x, elements=0)
+    assert not report.passed
+    assert {r["name"] for r in report.failed} == {"0.weight"}

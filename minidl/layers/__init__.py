@@ -5,6 +5,8 @@ Arrays are NCHW; every layer works in float32 and float64 and returns the input'
 """
 from .conv import Conv, FastConv
 from .dropout import Dropout
+from .extra import (AdaptiveAvgPool, Add, ChannelConcat, ChannelPad, ChannelScale, ChannelShuffle,
+                    ChannelSlice, Flatten, Pad, ReLU6, Sigmoid, Subsample)
 from .linear import Linear, Linear_ReLU, ReLU
 from .norm import BatchNorm, LayerNorm, SpatialBatchNorm, SpatialGroupNorm
 from .pool import AvgPool, FastMaxPool, GlobalAvgPool, MaxPool
@@ -17,4 +19,7 @@ __all__ = [
     "BatchNorm", "SpatialBatchNorm", "LayerNorm", "SpatialGroupNorm",
     "Conv_ReLU", "Conv_ReLU_Pool", "Conv_BatchNorm_ReLU", "Conv_BatchNorm_ReLU_Pool",
     "Linear_BatchNorm_ReLU",
+    # building blocks of the architectures (minidl.nn)
+    "Flatten", "Sigmoid", "ReLU6", "Add", "ChannelConcat", "ChannelSlice", "ChannelShuffle",
+    "ChannelScale", "Pad", "Subsample", "ChannelPad", "AdaptiveAvgPool",
 ]

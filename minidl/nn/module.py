@@ -1,0 +1,493 @@
+"""The Module contract: stateful wrappers over the stateless layers of ``minidl.layers``.
+
+A Module has parameters and buffers (dicts of arrays), children (named submodules), a
+training flag and a dtype. What a subclass writes:
+
+    _forward(x) -> out            call a layer's forward, keep its cache in self._cache
+    _backward(dout) -> dx         call the layer's backward, self._accumulate(name, grad)
+    _out_shape(shape) -> shape    the output shape for one sample, from shapes alone
+
+What every module then offers (PyTorch names where PyTorch has them):
+
+    forward(x) / module(x)        checks x and the whole model's shapes first, then runs
+    backward(dout) -> dx          parameter gradients ACCUMULATE; zero_grad() clears them
+    params, grads                 dicts name -> array with dotted names ('layer1.0.conv1.weight');
+                                  ``params`` writes through: model.params[k] = new_w updates
+                                  the module, which is how Solver and Optimizer update
+    train(), eval(), astype(dtype), named_modules(), num_params(),
+    state_dict(), load_state_dict(), save(path), load(path)
+    output_shape(input_shape)     the output shape for one sample (no batch axis), or a
+                                  ShapeError naming the first layer that cannot take its input
+
+Parameters are declared with a shape and an initialiser and drawn only when first needed
+(see ``minidl.nn.init``): counting parameters and shape inference never allocate them.
+A module instance may appear only once in a model: it keeps the cache of its last forward.
+"""
+import json
+import os
+import tempfile
+import zipfile
+from collections import OrderedDict
+from collections.abc import MutableMapping
+
+import numpy as np
+
+from .._config import get_default_dtype
+from . import init as _init
+
+_META_KEY = "__minidl_meta__"
+
+
+class ShapeError(ValueError):
+    """An input shape a model cannot take, found by shape inference before any computation."""
+
+
+class StateDictError(ValueError):
+    """A state (dict or .npz file) that does not match the model; nothing was loaded."""
+
+
+def _float_dtype(owner, dtype):
+    dt = np.dtype(dtype).type
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"{owner}: dtype must be float32 or float64, got {np.dtype(dtype)}")
+    return dt
+
+
+def _as_shape(owner, shape):
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{owner}: input_shape must be a tuple of ints such as (3, 224, 224), "
+                        f"got {shape!r}") from None
+    if not shape or any(s < 1 for s in shape):
+        raise ValueError(f"{owner}: input_shape must be positive sizes for one sample (no "
+                         f"batch axis), e.g. (3, 224, 224); got {shape}")
+    return shape
+
+
+class _Inference:
+    """What one shape-inference pass carries: the root (for names) and an optional visitor
+    visit(module, name, in_shape, out_shape) that summary() uses to build its rows."""
+
+    def __init__(self, root, visit=None):
+        self.root = root
+        self._visit = visit
+        self._names = None
+
+    def name(self, module):
+        if self._names is None:
+            self._names = {id(m): n for n, m in self.root.named_modules()}
+        return self._names.get(id(module), "") or type(module).__name__
+
+    def describe(self, module):
+        name = self.name(module)
+        head = module._repr_head()
+        return head if name == type(module).__name__ else f"{name} ({head})"
+
+    def visit(self, module, in_shape, out_shape):
+        if self._visit is not None:
+            self._visit(module, self.name(module), in_shape, out_shape)
+
+
+class Module:
+    """Base class of every layer module and container (see the module docstring)."""
+
+    kind = "other"  # summary row kind: 'conv', 'linear', 'pool', 'norm', 'act' or 'other'
+
+    def __init__(self):
+        d = self.__dict__
+        d["_children"] = OrderedDict()
+        d["_param_specs"] = OrderedDict()  # name -> (shape, init, seed)
+        d["_params"] = {}                   # name -> array, once drawn
+        d["_grads"] = {}                    # name -> accumulated gradient or None
+        d["_buffers"] = OrderedDict()       # name -> array (running statistics)
+        d["training"] = True
+        d["dtype"] = np.dtype(get_default_dtype()).type
+        d["_cache"] = None
+
+    # ------------------------------------------------------------------ attributes
+    def __setattr__(self, name, value):
+        children = self.__dict__.get("_children")
+        if isinstance(value, Module):
+            if children is None:
+                raise AttributeError(f"{type(self).__name__}: call Module.__init__() before "
+                                     "assigning submodules")
+            children[name] = value
+            return
+        if children is not None and name in children:
+            del children[name]
+        object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        if name in d.get("_children", ()):
+            return d["_children"][name]
+        if name in d.get("_param_specs", ()):
+            return self._param(name)
+        if name in d.get("_buffers", ()):
+            return d["_buffers"][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def add_module(self, name, module):
+        """Register a child under name (no dots); returns the child."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"{type(self).__name__}: child name must be a non-empty string "
+                             f"without dots, got {name!r}")
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: child {name!r} must be a Module, got "
+                            f"{type(module).__name__}")
+        self._children[name] = module
+        return module
+
+    def __getstate__(self):
+        # Pickling (Solver checkpoints) keeps parameters and buffers, not forward caches.
+        state = dict(self.__dict__)
+        state["_cache"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    # ------------------------------------------------------------------ parameters
+    def _declare_param(self, name, shape, init):
+        """Declare a parameter: its values are drawn from init on first use."""
+        self._param_specs[name] = (tuple(int(s) for s in shape), init, _init.next_seed())
+        self._params.pop(name, None)
+        self._grads[name] = None
+
+    def _declare_buffer(self, name, array):
+        self._buffers[name] = np.ascontiguousarray(array, dtype=self.dtype)
+
+    def _param(self, name):
+        a = self._params.get(name)
+        if a is None:
+            shape, init, seed = self._param_specs[name]
+            a = np.ascontiguousarray(init(np.random.default_rng(seed), shape, self.dtype),
+                                     dtype=self.dtype)
+            self._params[name] = a
+        return a
+
+    def _accumulate(self, name, grad):
+        """Add grad to the gradient of parameter name (gradients accumulate until zero_grad)."""
+        current = self._grads.get(name)
+        if current is None:
+            self._grads[name] = np.array(grad, dtype=self.dtype, copy=True, order="C")
+        else:
+            current += grad
+
+    def _named_slots(self, which):
+        """(dotted name, module, local name) for every parameter ('params') or buffer."""
+        for mname, m in self.named_modules():
+            table = m._param_specs if which == "params" else m._buffers
+            for key in table:
+                yield (f"{mname}.{key}" if mname else key), m, key
+
+    @property
+    def params(self):
+        """Dict-like view name -> parameter array; assigning an item updates the module."""
+        return ParamView(self)
+
+    @params.setter
+    def params(self, values):
+        self.load_state_dict(values, strict=True, buffers=False)
+
+    @property
+    def grads(self):
+        """Dict name -> accumulated gradient (zeros for parameters with no gradient yet)."""
+        out = OrderedDict()
+        for name, m, key in self._named_slots("params"):
+            g = m._grads.get(key)
+            out[name] = g if g is not None else np.zeros(m._param_specs[key][0], dtype=m.dtype)
+        return out
+
+    def named_parameters(self):
+        """Iterate (dotted name, array) over all parameters (draws them if needed)."""
+        for name, m, key in self._named_slots("params"):
+            yield name, m._param(key)
+
+    def named_buffers(self):
+        for name, m, key in self._named_slots("buffers"):
+            yield name, m._buffers[key]
+
+    def param_shapes(self):
+        """OrderedDict dotted name -> shape, without drawing any parameter."""
+        return OrderedDict((n, m._param_specs[k][0]) for n, m, k in self._named_slots("params"))
+
+    def num_params(self):
+        """Number of parameter elements (running statistics excluded), without drawing them."""
+        return int(sum(int(np.prod(s, dtype=np.int64)) for s in self.param_shapes().values()))
+
+    def zero_grad(self):
+        """Forget accumulated gradients (arrays handed out before are left untouched)."""
+        for m in self.modules():
+            for key in m._grads:
+                m._grads[key] = None
+
+    # ------------------------------------------------------------------ structure, modes
+    def named_children(self):
+        return list(self._children.items())
+
+    def children(self):
+        return list(self._children.values())
+
+    def named_modules(self, prefix=""):
+        """Iterate (dotted name, module) over this module ('' ) and all descendants."""
+        yield prefix, self
+        for name, child in self._children.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        return [m for _, m in self.named_modules()]
+
+    def train(self, mode=True):
+        """Training mode (batch statistics, dropout on) for this module and its children."""
+        for m in self.modules():
+            m.__dict__["training"] = bool(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode (running statistics, dropout off)."""
+        return self.train(False)
+
+    def astype(self, dtype):
+        """Convert parameters, gradients and buffers to float32 or float64; returns self."""
+        dt = _float_dtype(type(self).__name__, dtype)
+        for m in self.modules():
+            m.__dict__["dtype"] = dt
+            for table in (m._params, m._buffers):
+                for k, v in table.items():
+                    table[k] = np.ascontiguousarray(v, dtype=dt)
+            for k, g in m._grads.items():
+                if g is not None:
+                    m._grads[k] = np.ascontiguousarray(g, dtype=dt)
+        return self
+
+    # ------------------------------------------------------------------ running
+    def forward(self, x):
+        """x (N, ...) -> out (N, ...). The whole model's shapes are checked first, so an
+        input it cannot take raises a ShapeError naming the first layer that fails."""
+        name = type(self).__name__
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{name}.forward: x must be a NumPy array, got {type(x).__name__}")
+        if x.dtype != self.dtype and self._has_state():
+            raise TypeError(f"{name}.forward: x is {x.dtype} {x.shape} but the model's "
+                            f"parameters are {np.dtype(self.dtype)}; cast x or call "
+                            f"model.astype({np.dtype(x.dtype).name!r})")
+        if x.ndim < 2:
+            raise ValueError(f"{name}.forward: x must have a batch axis first, got shape "
+                             f"{x.shape}")
+        self.output_shape(x.shape[1:])
+        out = self._forward(x)
+        self.__dict__["_forward_done"] = True
+        return out
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def _has_state(self):
+        """True when some module holds parameters or buffers (their dtype must match x's;
+        a parameter-free model takes float32 and float64 alike)."""
+        return any(m._param_specs or m._buffers for m in self.modules())
+
+    def backward(self, dout):
+        """dout (the output's shape) -> dx; parameter gradients accumulate into ``grads``."""
+        if not self.__dict__.get("_forward_done"):
+            raise RuntimeError(f"{type(self).__name__}.backward: call forward first (each "
+                               "forward allows one backward)")
+        self.__dict__["_forward_done"] = False
+        return self._backward(dout)
+
+    def _forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} does not implement _forward")
+
+    def _backward(self, dout):
+        raise NotImplementedError(f"{type(self).__name__} does not implement _backward")
+
+    def _take_cache(self):
+        """The cache of the last forward, once (a second backward is an error)."""
+        cache = self._cache
+        if cache is None:
+            raise RuntimeError(f"{type(self).__name__}: backward called without a forward "
+                               "(or twice after one forward)")
+        self.__dict__["_cache"] = None
+        return cache
+
+    # ------------------------------------------------------------------ shapes
+    def output_shape(self, input_shape):
+        """Output shape for one sample of shape input_shape (no batch axis), from shapes
+        alone; raises ShapeError naming the first layer that cannot take its input."""
+        shape = _as_shape(f"{type(self).__name__}.output_shape", input_shape)
+        return self._infer(shape, _Inference(self))
+
+    def _infer(self, shape, ctx):
+        # Leaves: _out_shape, with its error turned into one that names the layer.
+        try:
+            out = tuple(self._out_shape(shape))
+        except ShapeError:
+            raise
+        except (ValueError, TypeError) as e:
+            raise ShapeError(f"{ctx.describe(self)} cannot take an input of shape {shape} "
+                             f"(one sample, no batch axis): {e}") from None
+        ctx.visit(self, shape, out)
+        return out
+
+    def _out_shape(self, shape):
+        raise NotImplementedError(f"{type(self).__name__} does not implement _out_shape")
+
+    def _describe(self, in_shape, out_shape):
+        """Summary columns: dict with any of filters, kernel, stride, pad, flops."""
+        return {}
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self):
+        """OrderedDict dotted name -> copy of every parameter and buffer (running statistics)."""
+        state = OrderedDict((n, a.copy()) for n, a in self.named_parameters())
+        state.update((n, a.copy()) for n, a in self.named_buffers())
+        return state
+
+    def load_state_dict(self, state, strict=True, buffers=True):
+        """Load parameters (and buffers) from a dict name -> array, all or nothing.
+
+        Every entry is checked before anything is assigned: a missing entry, an entry the
+        model does not have (both only when strict) or an entry of another shape raises
+        StateDictError naming the entry and both shapes, and the model is left unchanged.
+        Values are copied and cast to the model's dtype.
+        """
+        owner = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, (dict, MutableMapping)) and not hasattr(state, "items"):
+            raise TypeError(f"{owner}: state must be a dict name -> array, got "
+                            f"{type(state).__name__}")
+        slots = OrderedDict()
+        for name, m, key in self._named_slots("params"):
+            slots[name] = (m, key, "param", m._param_specs[key][0])
+        if buffers:
+            for name, m, key in self._named_slots("buffers"):
+                slots[name] = (m, key, "buffer", m._buffers[key].shape)
+        state = dict(state.items())
+        problems, converted = [], {}
+        for name, (m, key, what, shape) in slots.items():
+            if name not in state:
+                if strict:
+                    problems.append(f"{name!r}: missing (the model's {what} has shape {shape}; "
+                                    "the state has none)")
+                continue
+            try:
+                value = np.array(state[name], dtype=m.dtype, copy=True, order="C")
+            except (TypeError, ValueError) as e:
+                problems.append(f"{name!r}: not a numeric array ({e})")
+                continue
+            if value.shape != tuple(shape):
+                problems.append(f"{name!r}: the model's {what} has shape {tuple(shape)} but the "
+                                f"state's has shape {value.shape}")
+                continue
+            converted[name] = value
+        if strict:
+            for name in state:
+                if name not in slots:
+                    problems.append(f"{name!r}: unexpected (the state's entry has shape "
+                                    f"{np.shape(state[name])}; the model has no such entry)")
+        if problems:
+            more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+            raise StateDictError(f"{owner}: {len(problems)} problem(s); nothing was loaded:\n  "
+                                 + "\n  ".join(problems[:10]) + more)
+        for name, value in converted.items():
+            m, key, what, _ = slots[name]
+            if what == "param":
+                m._params[key] = value
+            else:
+                m._buffers[key] = value
+
+    def save(self, path):
+        """Write state_dict() to a .npz file at path, atomically (temporary file + rename)."""
+        arrays = dict(self.state_dict())
+        meta = {"format": "minidl.nn.state/1", "class": type(self).__name__,
+                "dtype": np.dtype(self.dtype).name}
+        arrays[_META_KEY] = np.array(json.dumps(meta))
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".tmp_state_", suffix=".npz", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        return path
+
+    def load(self, path, strict=True):
+        """Read a file written by save() into this model (all or nothing, see
+        load_state_dict); returns self."""
+        owner = f"{type(self).__name__}.load"
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                state = {k: f[k] for k in f.files if k != _META_KEY}
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise StateDictError(f"{owner}: cannot read {path!r} as a .npz state file ({e})") \
+                from None
+        self.load_state_dict(state, strict=strict)
+        return self
+
+    # ------------------------------------------------------------------ printing
+    def extra_repr(self):
+        return ""
+
+    def _repr_head(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def __repr__(self):
+        if not self._children:
+            return self._repr_head()
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, child in self._children.items():
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        return "\n".join(lines) + "\n)"
+
+
+class ParamView(MutableMapping):
+    """A model's parameters as a dict name -> array; setting an item writes into the module.
+
+    ``model.params[k] = new_w`` (what Solver and Optimizer do) checks the shape, casts to
+    the model's dtype and replaces the module's array. Entries cannot be added or deleted.
+    """
+
+    def __init__(self, root):
+        self._root_name = type(root).__name__
+        self._slots = OrderedDict((n, (m, k)) for n, m, k in root._named_slots("params"))
+
+    def __getitem__(self, name):
+        m, key = self._slot(name)
+        return m._param(key)
+
+    def __setitem__(self, name, value):
+        m, key = self._slot(name)
+        shape = m._param_specs[key][0]
+        if np.shape(value) != shape:
+            raise ValueError(f"{self._root_name}.params[{name!r}]: the parameter has shape "
+                             f"{shape} but the new value has shape {np.shape(value)}")
+        m._params[key] = np.ascontiguousarray(value, dtype=m.dtype)
+
+    def __delitem__(self, name):
+        raise TypeError(f"{self._root_name}.params: parameters cannot be deleted")
+
+    def __iter__(self):
+        return iter(self._slots)
+
+    def __len__(self):
+        return len(self._slots)
+
+    def __contains__(self, name):
+        return name in self._slots
+
+    def _slot(self, name):
+        try:
+            return self._slots[name]
+        except KeyError:
+            raise KeyError(f"{self._root_name}.params: no parameter named {name!r}") from None
+
+    def __repr__(self):
+        items = ", ".join(f"{k!r}: {m._param_specs[p][0]}" for k, (m, p) in self._slots.items())
+        return f"ParamView({{{items}}})"
