@@ -5,8 +5,11 @@ Subcommands live in one table, COMMANDS: name -> Command(help, add_arguments, ru
 - add_arguments(parser) adds the subcommand's options to an argparse parser, and
   run(args) gets the parsed namespace and returns an exit status (0 = success).
 - add_arguments=None makes a pass-through command: run(argv) gets the remaining command
-  line as a list of strings and parses it itself (``minidl summary`` hands it to
-  minidl.summary.main).
+  line as a list of strings and parses it itself (``minidl summary`` and ``minidl bench``
+  hand it to minidl.summary.main and minidl.bench.main).
+
+``train`` lives in minidl.training and ``gradcheck`` in minidl.gradcheck_cli; both are
+imported only when the command line is parsed.
 
 Adding a subcommand is one entry in COMMANDS. Errors the user can fix (bad arguments,
 bad values, a missing optional module) print one line, ``minidl <cmd>: error: ...``, and
@@ -59,6 +62,10 @@ _DEMO_EXAMPLES = """examples:
   minidl demo                 train for 10 epochs (about 98% test accuracy)
   minidl demo --epochs 2      a quicker, less accurate run
   minidl demo --threads 2     two threads for the kernels and BLAS
+  minidl demo --out /tmp/d    write the checkpoint and the curves to /tmp/d
+
+The demo writes OUT/checkpoint.pkl (the Solver checkpoint of the last epoch) and
+OUT/curves.png (loss and accuracy curves; needs matplotlib: pip install matplotlib).
 """
 
 
@@ -80,8 +87,10 @@ def _demo_arguments(parser):
     parser.add_argument("--threads", type=_positive_int, default=1,
                         help="threads for kernels and BLAS (default: 1; the demo's 8x8 "
                         "tensors are too small to gain from more)")
+    parser.add_argument("--out", metavar="DIR", default=os.path.join("runs", "demo"),
+                        help="folder for checkpoint.pkl and curves.png (default: runs/demo)")
     parser.add_argument("--quiet", action="store_true",
-                        help="print only the final result")
+                        help="print only the final result and the files written")
 
 
 def _demo_run(args):
@@ -102,6 +111,7 @@ def _train_demo(args):
     from minidl.data import load_digits
     from minidl.models import DeepConvNet
     from minidl.solver import Solver
+    from minidl.training import MATPLOTLIB_NOTE, save_curves
 
     verbose = not args.quiet
     start = time.perf_counter()
@@ -124,33 +134,74 @@ def _train_demo(args):
     solver = Solver(model, data, update_rule="adam", optim_config={"learning_rate": args.lr},
                     lr_decay=0.9, batch_size=args.batch_size, num_epochs=args.epochs,
                     num_train_samples=None, print_every=iters_per_epoch * max(args.epochs // 5, 1),
-                    verbose=verbose, seed=args.seed)
+                    verbose=verbose, seed=args.seed,
+                    checkpoint_path=os.path.join(args.out, "checkpoint.pkl"))
     train_start = time.perf_counter()
     solver.train()
     train_time = time.perf_counter() - train_start
     test_acc = solver.check_accuracy(data["X_test"], data["y_test"])
+    curves = save_curves(solver, os.path.join(args.out, "curves.png"),
+                         "minidl demo: DeepConvNet on the UCI digits")
     total = time.perf_counter() - start
     n_test = len(data["y_test"])
     print(f"test accuracy: {100 * test_acc:.1f}% ({round(test_acc * n_test)}/{n_test}), "
           f"best val accuracy {100 * solver.best_val_acc:.1f}%")
+    print(f"checkpoint: {solver.checkpoint_path}")
+    print(f"curves: {curves or MATPLOTLIB_NOTE}")
     print(f"time: {total:.1f} s ({train_time:.1f} s training)")
     return 0
 
 
-# --------------------------------------------------------------------------- summary
+# --------------------------------------------------------------------------- summary, bench
 
 
-def _summary_run(argv):
-    try:
-        module = importlib.import_module("minidl.summary")
-    except ModuleNotFoundError as e:
-        if e.name != "minidl.summary":
-            raise
-        raise CLIError("minidl.summary is not available in this installation") from None
-    if not callable(getattr(module, "main", None)):
-        raise CLIError("minidl.summary has no command-line entry point (main)")
-    status = module.main(argv)
-    return 0 if status is None else status
+def _pass_through(module_name):
+    """run(argv) for a command whose module parses its own arguments: module.main(argv)."""
+    def run(argv):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name != module_name:
+                raise
+            raise CLIError(f"{module_name} is not available in this installation") from None
+        if not callable(getattr(module, "main", None)):
+            raise CLIError(f"{module_name} has no command-line entry point (main)")
+        status = module.main(argv)
+        return 0 if status is None else status
+
+    return run
+
+
+_summary_run = _pass_through("minidl.summary")
+_bench_run = _pass_through("minidl.bench")
+
+
+# --------------------------------------------------------------------------- train, gradcheck
+# Their code lives in minidl.training and minidl.gradcheck_cli, imported when used.
+
+
+def _train_arguments(parser):
+    from minidl import training
+
+    training.add_arguments(parser)
+
+
+def _train_run(args):
+    from minidl import training
+
+    return training.run(args)
+
+
+def _gradcheck_arguments(parser):
+    from minidl import gradcheck_cli
+
+    gradcheck_cli.add_arguments(parser)
+
+
+def _gradcheck_run(args):
+    from minidl import gradcheck_cli
+
+    return gradcheck_cli.run(args)
 
 
 # --------------------------------------------------------------------------- the table
@@ -158,8 +209,15 @@ def _summary_run(argv):
 COMMANDS = {
     "demo": Command("train a small ConvNet on the embedded digits and report test accuracy",
                     _demo_arguments, _demo_run),
+    "train": Command("train a coursework or zoo model on digits or CIFAR-10, with progress, "
+                     "checkpoints and curves", _train_arguments, _train_run),
+    "gradcheck": Command("check a built-in layer, or a student's forward/backward pair, against "
+                         "numeric gradients and minidl's layers", _gradcheck_arguments,
+                         _gradcheck_run),
     "summary": Command("print a model's per-layer table (shapes, memory, params, FLOPs)",
                        None, _summary_run),
+    "bench": Command("time the convolution and pooling kernels (against PyTorch when "
+                     "installed)", None, _bench_run),
 }
 
 
@@ -197,7 +255,7 @@ def _run(name, cmd, payload):
         # stdout at devnull so the interpreter's final flush does not complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (CLIError, ValueError, TypeError, KeyError, OSError) as e:
+    except (CLIError, ValueError, TypeError, KeyError, OSError, ArithmeticError) as e:
         if os.environ.get("MINIDL_DEBUG"):
             raise
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

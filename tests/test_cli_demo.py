@@ -1,5 +1,6 @@
 """The minidl command: `demo` as a user runs it (subprocess), help, one-line errors, and the
-pass-through `summary` subcommand."""
+pass-through `summary` subcommand. (`train` and `gradcheck`: test_cli_train.py,
+test_cli_gradcheck.py.)"""
 import os
 import re
 import shutil
@@ -19,8 +20,16 @@ def _run(*args, exe=(sys.executable, "-m", "minidl")):
                           env=ENV)
 
 
-def test_python_m_minidl_demo_trains_and_reports_test_accuracy():
-    r = _run("demo", "--epochs", "1")
+def _has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_python_m_minidl_demo_trains_and_reports_test_accuracy(tmp_path):
+    r = _run("demo", "--epochs", "1", "--out", str(tmp_path / "demo"))
     assert r.returncode == 0, r.stderr
     assert "UCI handwritten digits" in r.stdout and "CC BY 4.0" in r.stdout
     assert "(Epoch 1 / 1) train acc:" in r.stdout
@@ -30,12 +39,37 @@ def test_python_m_minidl_demo_trains_and_reports_test_accuracy():
     assert float(m.group(1)) > 50.0
     assert re.search(r"time: [\d.]+ s", r.stdout)
     assert r.stderr == ""
+    # It also writes a checkpoint and the loss/accuracy curves, and says where.
+    ckpt = tmp_path / "demo" / "checkpoint.pkl"
+    assert f"checkpoint: {ckpt}" in r.stdout
+    from minidl.solver import read_checkpoint
+
+    saved = read_checkpoint(ckpt)
+    assert saved["epoch"] == 1 and len(saved["loss_history"]) == 1257 // 50
+    png = tmp_path / "demo" / "curves.png"
+    if _has_matplotlib():
+        assert f"curves: {png}" in r.stdout
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert "curves: not written: matplotlib is not installed (pip install matplotlib)" \
+            in r.stdout
+
+
+def test_demo_without_matplotlib_says_how_to_get_the_curves(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
+    assert cli.main(["demo", "--epochs", "1", "--quiet", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "curves: not written: matplotlib is not installed (pip install matplotlib)" in out
+    assert not (tmp_path / "curves.png").exists()
+    assert (tmp_path / "checkpoint.pkl").exists()
 
 
 def test_demo_help_lists_its_options():
     r = _run("demo", "--help")
     assert r.returncode == 0
-    for option in ("--epochs", "--batch-size", "--lr", "--seed", "--threads"):
+    for option in ("--epochs", "--batch-size", "--lr", "--seed", "--threads", "--out"):
         assert option in r.stdout
     assert "examples:" in r.stdout
 
@@ -45,7 +79,9 @@ def test_console_script_is_installed():
     if exe is None:
         pytest.skip("the minidl console script is not on PATH")
     r = _run("--help", exe=(exe,))
-    assert r.returncode == 0 and "demo" in r.stdout and "summary" in r.stdout
+    assert r.returncode == 0
+    for command in ("demo", "train", "gradcheck", "summary"):
+        assert command in r.stdout
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -68,15 +104,17 @@ def test_no_command_prints_help_and_fails(capsys):
     assert "demo" in capsys.readouterr().out
 
 
-def test_demo_in_process_quiet_prints_only_the_result(capsys):
+def test_demo_in_process_quiet_prints_only_the_result(capsys, tmp_path):
     import minidl
 
     threads = minidl.get_num_threads()
-    assert cli.main(["demo", "--epochs", "1", "--quiet"]) == 0
+    assert cli.main(["demo", "--epochs", "1", "--quiet", "--out", str(tmp_path)]) == 0
     assert minidl.get_num_threads() == threads  # the demo's --threads does not leak
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 2
-    assert out[0].startswith("test accuracy: ") and out[1].startswith("time: ")
+    assert len(out) == 4
+    assert out[0].startswith("test accuracy: ") and out[3].startswith("time: ")
+    assert out[1] == f"checkpoint: {tmp_path / 'checkpoint.pkl'}"
+    assert out[2].startswith("curves: ")
 
 
 def test_summary_passes_its_arguments_through(monkeypatch):

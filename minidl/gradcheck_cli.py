@@ -1,0 +1,516 @@
+"""``minidl gradcheck``: gradient checks from the command line, and the course's autograder.
+
+    minidl gradcheck Conv                     a built-in layer on random inputs of several shapes
+    minidl gradcheck all                      every built-in layer
+    minidl gradcheck my_layers.py:conv_forward,conv_backward --like Conv
+    minidl gradcheck my_layers.py:Conv        a class with static forward/backward
+
+A student's pair runs on the same random float64 inputs as minidl's reference layer (the
+``--like`` layer) in several shapes. For every case it checks
+
+- the forward output against the reference layer's output;
+- every gradient against numeric gradients of the student's own forward
+  (minidl.gradcheck.check_pair, with a random upstream gradient dout);
+- every gradient against the reference layer's backward for the same dout;
+
+and prints, per output, pass/fail, the worst relative error (EECS 498's rel_error: max|a-b|
+over max(|a|+|b|)), the index of the worst element and both values there. The exit status is
+0 only when every check passes, so a course can hand this out as its autograder.
+
+The cases use only the course's parameters (stride, pad, pool sizes, batch-norm mode), so
+the course's own layer implementations can be checked; the built-in check of minidl's layers
+adds cases with minidl's extensions (groups, dilation, pool padding).
+"""
+import argparse
+import copy
+import importlib.util
+import os
+import re
+import sys
+import time
+import traceback
+from collections import namedtuple
+
+import numpy as np
+
+from . import gradcheck as _gc
+from . import layers as L
+from .cli import _positive_int  # the command line's argument type
+
+__all__ = ["SPECS", "add_arguments", "run", "load_student_pair", "check_builtin",
+           "check_student"]
+
+# A case is a list of (argument name, value): a tuple value is the shape of a random
+# standard-normal float64 array, anything else (a param dict, an int) is passed as is.
+Spec = namedtuple("Spec", ["layer", "backward", "cases", "extra_cases", "threshold", "atol",
+                           "student"])
+
+_CONV = [
+    [("x", (2, 3, 5, 5)), ("w", (4, 3, 3, 3)), ("b", (4,)),
+     ("conv_param", {"stride": 1, "pad": 1})],
+    [("x", (2, 2, 7, 7)), ("w", (3, 2, 3, 3)), ("b", (3,)),
+     ("conv_param", {"stride": 2, "pad": 1})],
+    [("x", (1, 3, 6, 4)), ("w", (2, 3, 2, 3)), ("b", (2,)),   # rectangular filters
+     ("conv_param", {"stride": 1, "pad": 0})],
+]
+_CONV_EXTRA = [
+    [("x", (1, 4, 6, 6)), ("w", (4, 2, 3, 3)), ("b", (4,)),
+     ("conv_param", {"stride": 1, "pad": 2, "dilation": 2, "groups": 2})],
+]
+_POOL = [
+    [("x", (2, 3, 4, 4)), ("pool_param", {"pool_height": 2, "pool_width": 2, "stride": 2})],
+    [("x", (1, 2, 5, 7)), ("pool_param", {"pool_height": 3, "pool_width": 3, "stride": 2})],
+    [("x", (2, 1, 6, 6)), ("pool_param", {"pool_height": 2, "pool_width": 3, "stride": 1})],
+]
+_POOL_EXTRA = [
+    [("x", (1, 2, 5, 5)), ("pool_param", {"pool_height": 3, "pool_width": 3, "stride": 2,
+                                          "pad": 1})],
+]
+_LINEAR = [
+    [("x", (2, 4)), ("w", (4, 3)), ("b", (3,))],
+    [("x", (3, 2, 3)), ("w", (6, 5)), ("b", (5,))],
+    [("x", (2, 2, 2, 2)), ("w", (8, 3)), ("b", (3,))],
+]
+_BN = [
+    [("x", (4, 5)), ("gamma", (5,)), ("beta", (5,)), ("bn_param", {"mode": "train"})],
+    [("x", (10, 3)), ("gamma", (3,)), ("beta", (3,)), ("bn_param", {"mode": "train"})],
+]
+_SBN = [
+    [("x", (2, 3, 4, 4)), ("gamma", (3,)), ("beta", (3,)), ("bn_param", {"mode": "train"})],
+    [("x", (3, 2, 3, 5)), ("gamma", (2,)), ("beta", (2,)), ("bn_param", {"mode": "train"})],
+]
+_CONV_RELU_POOL = [
+    [("x", (2, 3, 4, 4)), ("w", (4, 3, 3, 3)), ("b", (4,)), ("conv_param", {"stride": 1, "pad": 1}),
+     ("pool_param", {"pool_height": 2, "pool_width": 2, "stride": 2})],
+    [("x", (1, 2, 6, 6)), ("w", (3, 2, 3, 3)), ("b", (3,)), ("conv_param", {"stride": 1, "pad": 1}),
+     ("pool_param", {"pool_height": 2, "pool_width": 2, "stride": 2})],
+]
+_CONV_BN = [
+    [("x", (2, 3, 4, 4)), ("w", (4, 3, 3, 3)), ("b", (4,)), ("gamma", (4,)), ("beta", (4,)),
+     ("conv_param", {"stride": 1, "pad": 1}), ("bn_param", {"mode": "train"})],
+    [("x", (3, 2, 4, 4)), ("w", (3, 2, 3, 3)), ("b", (3,)), ("gamma", (3,)), ("beta", (3,)),
+     ("conv_param", {"stride": 1, "pad": 1}), ("bn_param", {"mode": "train"})],
+]
+_POOL2 = ("pool_param", {"pool_height": 2, "pool_width": 2, "stride": 2})
+
+
+def _spec(layer, cases, extra=(), threshold=1e-7, atol=None, backward="backward",
+          student=True):
+    return Spec(layer, backward, list(cases), list(extra), threshold, atol, student)
+
+
+# A bias followed by batch norm has a gradient that is zero in exact arithmetic: its numeric
+# gradient is rounding noise of about eps * |L| / h, up to ~1e-9 here, which check_pair's
+# default noise floor sometimes underestimates. 1e-8 is still far below any real mistake
+# (the other gradients are of order 1, where the relative threshold decides).
+_BIAS_BEFORE_BN_ATOL = 1e-8
+
+
+SPECS = {
+    "Linear": _spec(L.Linear, _LINEAR),
+    "ReLU": _spec(L.ReLU, [[("x", (3, 5))], [("x", (2, 3, 4, 4))]]),
+    "Linear_ReLU": _spec(L.Linear_ReLU, _LINEAR),
+    "Dropout": _spec(L.Dropout, [[("x", (3, 4)), ("dropout_param",
+                                                  {"mode": "train", "p": 0.3, "seed": 0})],
+                                 [("x", (2, 3, 2, 2)), ("dropout_param",
+                                                        {"mode": "train", "p": 0.5, "seed": 1})]],
+                     student=False),  # masks drawn differently cannot be compared
+    "Conv": _spec(L.Conv, _CONV, _CONV_EXTRA),
+    "FastConv": _spec(L.FastConv, _CONV, _CONV_EXTRA),
+    "MaxPool": _spec(L.MaxPool, _POOL, _POOL_EXTRA),
+    "FastMaxPool": _spec(L.FastMaxPool, _POOL, _POOL_EXTRA),
+    "AvgPool": _spec(L.AvgPool, _POOL, _POOL_EXTRA),
+    "GlobalAvgPool": _spec(L.GlobalAvgPool, [[("x", (2, 3, 4, 4))], [("x", (1, 4, 3, 5))]]),
+    "BatchNorm": _spec(L.BatchNorm, _BN),
+    "BatchNorm.backward_alt": _spec(L.BatchNorm, _BN, backward="backward_alt"),
+    "SpatialBatchNorm": _spec(L.SpatialBatchNorm, _SBN),
+    "LayerNorm": _spec(L.LayerNorm, [
+        [("x", (4, 5)), ("gamma", (5,)), ("beta", (5,)), ("ln_param", {})],
+        [("x", (2, 7)), ("gamma", (7,)), ("beta", (7,)), ("ln_param", {})]]),
+    "SpatialGroupNorm": _spec(L.SpatialGroupNorm, [
+        [("x", (2, 6, 3, 3)), ("gamma", (6,)), ("beta", (6,)), ("G", 2), ("gn_param", {})],
+        [("x", (1, 4, 2, 3)), ("gamma", (4,)), ("beta", (4,)), ("G", 4), ("gn_param", {})]]),
+    "Conv_ReLU": _spec(L.Conv_ReLU, _CONV),
+    "Conv_ReLU_Pool": _spec(L.Conv_ReLU_Pool, _CONV_RELU_POOL),
+    "Conv_BatchNorm_ReLU": _spec(L.Conv_BatchNorm_ReLU, _CONV_BN, atol=_BIAS_BEFORE_BN_ATOL),
+    "Conv_BatchNorm_ReLU_Pool": _spec(L.Conv_BatchNorm_ReLU_Pool,
+                                      [case + [_POOL2] for case in _CONV_BN],
+                                      atol=_BIAS_BEFORE_BN_ATOL),
+    "Linear_BatchNorm_ReLU": _spec(L.Linear_BatchNorm_ReLU, atol=_BIAS_BEFORE_BN_ATOL, cases=[
+        [("x", (4, 5)), ("w", (5, 3)), ("b", (3,)), ("gamma", (3,)), ("beta", (3,)),
+         ("bn_param", {"mode": "train"})],
+        [("x", (6, 2, 2)), ("w", (4, 4)), ("b", (4,)), ("gamma", (4,)), ("beta", (4,)),
+         ("bn_param", {"mode": "train"})]]),
+}
+
+# Student outputs are compared with minidl's: both are float64 computations of the same
+# formula, so only rounding may differ.
+REFERENCE_THRESHOLD = 1e-8
+REFERENCE_ATOL = 1e-10
+
+
+def _lookup(name):
+    """The SPECS key for name, case-insensitively; ValueError listing the names otherwise."""
+    for key in SPECS:
+        if key.lower() == name.lower():
+            return key
+    import difflib
+
+    close = difflib.get_close_matches(name, list(SPECS), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ValueError(f"unknown layer {name!r}{hint} (see `minidl gradcheck --list`)")
+
+
+def _make_args(case, seed, index):
+    """Fresh arguments for one case: random float64 arrays from (seed, case index)."""
+    rng = np.random.default_rng([seed, index])
+    names, args = [], []
+    for name, value in case:
+        names.append(name)
+        args.append(rng.standard_normal(value) if isinstance(value, tuple)
+                    else copy.deepcopy(value))
+    return names, args
+
+
+def _describe(names, args):
+    parts = []
+    for n, a in zip(names, args):
+        parts.append(f"{n} {a.shape}" if isinstance(a, np.ndarray) else f"{n} {a!r}")
+    return ", ".join(parts)
+
+
+def _dout_for(shape, seed, index):
+    return np.random.default_rng([seed, index, 0x646F7574]).standard_normal(shape)
+
+
+# --------------------------------------------------------------------------- one row of output
+
+class Row:
+    """One line of a report: an output ('out', 'dx', ...) checked against something."""
+
+    def __init__(self, output, against, result=None, problem=None):
+        self.output, self.against = output, against
+        self.problem = problem if problem is not None else getattr(result, "problem", None)
+        self.rel_error = getattr(result, "rel_error", None) if result is not None else None
+        self.index = getattr(result, "index", None) if result is not None else None
+        self.value = getattr(result, "analytic", None) if result is not None else None
+        self.expected = getattr(result, "numeric", None) if result is not None else None
+        self.n_bad = getattr(result, "n_bad", None) if result is not None else None
+        self.size = int(np.prod(result.shape)) if result is not None else None
+        self.passed = result is not None and result.passed and self.problem is None
+        # Passed only because every difference is below the noise floor (a zero gradient).
+        self.noise = self.passed and bool(getattr(result, "at_noise_floor", False))
+
+
+def _compare(output, against, value, expected):
+    """Row comparing an array with the expected one (shape, rel_error, worst index)."""
+    if value is None:
+        return Row(output, against, problem="returned None")
+    if not isinstance(value, np.ndarray):
+        try:
+            value = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            return Row(output, against, problem=f"returned {type(value).__name__}, not an array")
+    if value.shape != expected.shape:
+        return Row(output, against, problem=f"shape {value.shape}, expected {expected.shape}")
+    # GradResult does the bookkeeping (rel_error, worst index, bad elements); "numeric" is
+    # the expected array here.
+    result = _gc.GradResult(output, expected.shape, REFERENCE_THRESHOLD,
+                            expected.astype(np.float64), value.astype(np.float64),
+                            atol=REFERENCE_ATOL)
+    return Row(output, against, result)
+
+
+def _student_error(e, path):
+    """'ZeroDivisionError: ... (student.py line 12)' naming the student's line when known."""
+    where = ""
+    if path is not None:
+        frames = [f for f in traceback.extract_tb(e.__traceback__)
+                  if os.path.abspath(f.filename) == path]
+        if frames:
+            where = f" ({os.path.basename(path)} line {frames[-1].lineno}: " \
+                    f"{(frames[-1].line or '').strip()})"
+    if isinstance(e, SyntaxError) and e.lineno:
+        where = f" ({os.path.basename(e.filename or path or '?')} line {e.lineno})"
+    return f"{type(e).__name__}: {e}{where}"
+
+
+# --------------------------------------------------------------------------- the checks
+
+def check_builtin(key, seed=0, include_extra=True):
+    """Check minidl's layer SPECS[key] on each case: yields (description, [Row, ...])."""
+    spec = SPECS[key]
+    cases = spec.cases + (spec.extra_cases if include_extra else [])
+    for i, case in enumerate(cases):
+        names, args = _make_args(case, seed, i)
+        report = _gc.check_layer(spec.layer, *args, backward=spec.backward, names=names,
+                                 seed=seed, threshold=spec.threshold, atol=spec.atol,
+                                 title=key)
+        yield _describe(names, args), [Row(f"d{r.name}", "numeric", r) for r in report]
+
+
+def check_student(forward, backward, key, seed=0, path=None):
+    """Check a student's forward/backward pair against numeric gradients and against minidl's
+    layer SPECS[key], on the course cases: yields (description, [Row, ...])."""
+    spec = SPECS[key]
+    ref_name = f"minidl {key}"
+    ref_backward = getattr(spec.layer, spec.backward)
+    for i, case in enumerate(spec.cases):
+        names, args = _make_args(case, seed, i)
+        rows = []
+        ref_out, ref_cache = spec.layer.forward(*copy.deepcopy(args))
+        dout = _dout_for(ref_out.shape, seed, i)
+        ref_grads = ref_backward(dout, ref_cache)
+        if not isinstance(ref_grads, tuple):
+            ref_grads = (ref_grads,)
+        array_names = [n for n, a in zip(names, args) if isinstance(a, np.ndarray)]
+        ref_by_name = dict(zip(array_names, ref_grads))
+        try:
+            result = forward(*copy.deepcopy(args))
+        except Exception as e:
+            rows.append(Row("out", ref_name, problem=f"forward raised {_student_error(e, path)}"))
+            yield _describe(names, args), rows
+            continue
+        if not (isinstance(result, tuple) and len(result) == 2):
+            rows.append(Row("out", ref_name, problem="forward must return (out, cache), got "
+                            f"{type(result).__name__}"))
+            yield _describe(names, args), rows
+            continue
+        out = result[0]
+        out_row = _compare("out", ref_name, out, ref_out)
+        rows.append(out_row)
+        same_shape = isinstance(out, np.ndarray) and out.shape == ref_out.shape
+        student_dout = dout if same_shape else (
+            _dout_for(np.shape(out), seed, i) if isinstance(out, np.ndarray) else None)
+        if student_dout is None:
+            yield _describe(names, args), rows
+            continue
+        try:
+            report = _gc.check_pair(forward, backward, args, names=names, dout=student_dout,
+                                    seed=seed, threshold=spec.threshold, atol=spec.atol,
+                                    title=key)
+        except Exception as e:
+            rows.append(Row("grads", "numeric",
+                            problem=f"backward failed: {_student_error(e, path)}"))
+            yield _describe(names, args), rows
+            continue
+        for r in report:
+            rows.append(Row(f"d{r.name}", "numeric", r))
+            if not same_shape:
+                rows.append(Row(f"d{r.name}", ref_name, problem="not compared: out has the "
+                                "wrong shape"))
+                continue
+            rows.append(_compare(f"d{r.name}", ref_name, r.analytic_grad, ref_by_name[r.name]))
+        yield _describe(names, args), rows
+
+
+def load_student_pair(target):
+    """'path.py:forward,backward' or 'path.py:Class' -> (forward, backward, path, class name
+    or None). Names may be dotted ('Conv.forward'). ValueError with one line otherwise."""
+    path, _, names = target.rpartition(":")
+    if not path or not names:
+        raise ValueError(f"{target!r}: expected FILE.py:FORWARD,BACKWARD or FILE.py:CLASS")
+    path = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
+    module_name = "_minidl_student_" + re.sub(r"\W", "_", os.path.splitext(
+        os.path.basename(path))[0])
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"{path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    folder = os.path.dirname(path)
+    sys.path.insert(0, folder)  # so the student's file can import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        raise ValueError(f"cannot import {path}: {_student_error(e, path)}") from None
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+
+    def get(dotted):
+        obj = module
+        for part in dotted.split("."):
+            if not hasattr(obj, part):
+                raise ValueError(f"{os.path.basename(path)} has no {dotted!r}")
+            obj = getattr(obj, part)
+        return obj
+
+    parts = [p.strip() for p in names.split(",")]
+    if len(parts) == 1:
+        cls = get(parts[0])
+        fw, bw = getattr(cls, "forward", None), getattr(cls, "backward", None)
+        if not (callable(fw) and callable(bw)):
+            raise ValueError(f"{parts[0]} in {os.path.basename(path)} has no forward and "
+                             "backward; name the functions: FILE.py:FORWARD,BACKWARD")
+        return fw, bw, path, parts[0].split(".")[-1]
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"{target!r}: expected FILE.py:FORWARD,BACKWARD (two names)")
+    fw, bw = get(parts[0]), get(parts[1])
+    for n, f in zip(parts, (fw, bw)):
+        if not callable(f):
+            raise ValueError(f"{n} in {os.path.basename(path)} is not a function")
+    return fw, bw, path, None
+
+
+# --------------------------------------------------------------------------- printing
+
+def _fmt(v):
+    return "-" if v is None else f"{v: .6e}"
+
+
+def _print_case(number, total, description, rows, out):
+    print(f"case {number}/{total}: {description}", file=out)
+    table = [["output", "against", "status", "rel error", "worst index", "value", "expected"]]
+    for r in rows:
+        if r.problem is not None:
+            table.append([r.output, r.against, "FAIL", "-", r.problem, "", ""])
+            continue
+        status = ("pass*" if r.noise else "pass") if r.passed else \
+            f"FAIL ({r.n_bad}/{r.size} wrong)"
+        table.append([r.output, r.against, status, f"{r.rel_error:.1e}", str(r.index),
+                      "" if r.passed else _fmt(r.value), "" if r.passed else _fmt(r.expected)])
+    widths = [max(len(row[i]) for row in table if len(row[i]) < 40) for i in range(len(table[0]))]
+    for row in table:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
+    if any(r.noise for r in rows):
+        print("  * a zero gradient: every difference is below the finite-difference noise "
+              "floor", file=out)
+    out.flush()
+
+
+def _run_checks(title, cases_iter, total, out):
+    """Print every case; returns (n_checks, failures [(case number, Row)])."""
+    print(title, file=out)
+    n_checks, failures = 0, []
+    for number, (description, rows) in enumerate(cases_iter, start=1):
+        _print_case(number, total, description, rows, out)
+        n_checks += len(rows)
+        failures += [(number, r) for r in rows if not r.passed]
+    return n_checks, failures
+
+
+def _summary(name, n_checks, failures, out):
+    if not failures:
+        print(f"{name}: all {n_checks} checks passed", file=out)
+        return
+    worst = {}
+    for number, r in failures:
+        worst.setdefault((r.output, r.against), []).append((number, r))
+    parts = []
+    for (output, against), items in worst.items():
+        cases = ", ".join(str(n) for n, _ in items)
+        n, r = items[0]
+        detail = (r.problem if r.problem is not None else
+                  f"rel error {r.rel_error:.1e} at index {r.index}")
+        parts.append(f"{output} vs {against} in case(s) {cases} ({detail})")
+    print(f"{name}: FAILED {len(failures)} of {n_checks} checks: " + "; ".join(parts), file=out)
+
+
+# --------------------------------------------------------------------------- the command
+
+EXAMPLES = """examples:
+  minidl gradcheck Conv                 check minidl's Conv on random inputs of several shapes
+  minidl gradcheck FastConv BatchNorm   several layers
+  minidl gradcheck all                  every built-in layer
+  minidl gradcheck --list               the layer names
+  minidl gradcheck my_layers.py:conv_forward_naive,conv_backward_naive --like Conv
+  minidl gradcheck convolutional_networks.py:Conv      a class with forward/backward
+  minidl gradcheck layers.py:Linear.forward,Linear.backward --like Linear
+
+For a student's pair, each case prints the forward output against minidl's layer and every
+gradient against numeric gradients and against minidl's layer: pass/fail, the worst relative
+error, the index of the worst element and the two values there. Exit status: 0 when every
+check passes, 1 when one fails (or the student's code raises), 2 for bad arguments.
+"""
+
+
+def add_arguments(parser):
+    parser.description = (
+        "Gradient checks: minidl's own layers, or a student's forward/backward pair compared "
+        "with\nnumeric gradients and with minidl's reference layer (float64, several input "
+        "shapes).")
+    parser.epilog = EXAMPLES
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("targets", nargs="*", metavar="LAYER | FILE.py:FORWARD,BACKWARD",
+                        help="built-in layer name(s) or 'all'; or one student pair")
+    parser.add_argument("--like", metavar="LAYER",
+                        help="the minidl layer a student's pair implements (its inputs and "
+                        "reference); default: the class name, for FILE.py:CLASS")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the random inputs and upstream gradients (default: 0)")
+    parser.add_argument("--threads", type=_positive_int, default=1,
+                        help="threads for kernels and BLAS (default: 1)")
+    parser.add_argument("--list", action="store_true", help="list the layer names and exit")
+
+
+def run(args):
+    import minidl
+
+    previous = minidl.get_num_threads()
+    minidl.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        minidl.set_num_threads(previous)
+
+
+def _run(args, out=None):
+    out = out or sys.stdout
+    if args.list:
+        for key, spec in SPECS.items():
+            n = len(spec.cases) + len(spec.extra_cases)
+            note = "" if spec.student else "  (built-in only)"
+            print(f"{key:26s} {n} cases{note}", file=out)
+        return 0
+    if not args.targets:
+        raise ValueError("name a layer (e.g. Conv, or all) or a student pair FILE.py:FORWARD,"
+                         "BACKWARD --like LAYER (see --help)")
+    student = [t for t in args.targets if ":" in t or t.endswith(".py")]
+    start = time.perf_counter()
+    if student:
+        if len(args.targets) != 1:
+            raise ValueError("check one student pair at a time")
+        return _run_student(args.targets[0], args.like, args.seed, out, start)
+    if args.like is not None:
+        raise ValueError("--like is for a student's pair (FILE.py:FORWARD,BACKWARD)")
+    keys = list(SPECS) if [t.lower() for t in args.targets] == ["all"] else \
+        [_lookup(t) for t in args.targets]
+    status = 0
+    for key in keys:
+        spec = SPECS[key]
+        total = len(spec.cases) + len(spec.extra_cases)
+        title = (f"minidl gradcheck {key}: {total} cases, float64, numeric gradients "
+                 f"(threshold {spec.threshold:g}), seed {args.seed}")
+        n_checks, failures = _run_checks(title, check_builtin(key, args.seed), total, out)
+        _summary(key, n_checks, failures, out)
+        status = status or (1 if failures else 0)
+    print(f"time: {time.perf_counter() - start:.1f} s", file=out)
+    return status
+
+
+def _run_student(target, like, seed, out, start):
+    if target.endswith(".py") and ":" not in target:
+        raise ValueError(f"name the functions to check: {target}:FORWARD,BACKWARD (or "
+                         f"{target}:CLASS)")
+    forward, backward, path, cls = load_student_pair(target)
+    if like is None:
+        if cls is None:
+            raise ValueError("--like LAYER is required: which minidl layer does the pair "
+                             "implement? (e.g. --like Conv; see --list)")
+        like = cls
+    key = _lookup(like)
+    spec = SPECS[key]
+    if not spec.student:
+        raise ValueError(f"--like {key}: a student's {key} cannot be compared with minidl's "
+                         f"(random masks differ); check it with minidl.gradcheck.check_pair")
+    total = len(spec.cases)
+    title = (f"minidl gradcheck {os.path.basename(path)}: {target.rpartition(':')[2]} like "
+             f"{key}: {total} cases, float64, seed {seed}; numeric threshold "
+             f"{spec.threshold:g}, reference threshold {REFERENCE_THRESHOLD:g}")
+    n_checks, failures = _run_checks(title, check_student(forward, backward, key, seed, path),
+                                     total, out)
+    _summary(os.path.basename(path), n_checks, failures, out)
+    print(f"time: {time.perf_counter() - start:.1f} s", file=out)
+    return 1 if failures else 0
