@@ -2,28 +2,118 @@
 
 ``layers/`` calls only the functions here; they pick the compiled kernel when it was built
 and the vectorised NumPy path otherwise (warning once, with the command that builds them).
-Arguments are checked by the layers before they get here; this module checks only what the
-C code needs to stay in bounds (dtype, contiguity, array shapes).
+Arguments are checked by the layers before they get here; this module checks again only what
+the C code needs to stay in bounds (dtype, contiguity, array shapes, window extents), so a
+wrong call raises ValueError instead of reading outside an array.
+
+What is here:
+
+* ``im2col`` / ``col2im`` (per-image column layout) and ``im2col_batched`` /
+  ``col2im_batched`` (images side by side, for one GEMM over a chunk of the batch);
+* ``conv_direct_forward`` / ``conv_direct_backward_data`` / ``conv_direct_backward_filter``:
+  grouped and depthwise convolution without im2col (vectorised loops over output rows);
+* ``maxpool_forward`` / ``maxpool_backward`` / ``avgpool_forward`` / ``avgpool_backward``;
+* ``batchnorm_forward_train`` / ``batchnorm_backward``: spatial batch norm in two passes each;
+* the im2col workspace bound: ``set_workspace_limit(nbytes)`` / ``get_workspace_limit()``
+  (default 256 MB, or MINIDL_WORKSPACE_MB at import). FastConv processes the batch in chunks
+  whose column matrix fits in it.
+
+``direct_available()`` says whether the direct kernels (everything but im2col/col2im) are
+built; the layers fall back to NumPy formulas when they are not.
 """
+import os
+import threading
 import warnings
 
 import numpy as np
 
 from . import numpy_im2col
 
-try:  # the compiled extension is optional: see setup.py
+try:  # the compiled extensions are optional: see setup.py
     from . import _im2col as _compiled_im2col
 except ImportError:  # pragma: no cover - exercised only on machines without a compiler
     _compiled_im2col = None
+try:
+    from . import _direct as _compiled_direct
+except ImportError:  # pragma: no cover
+    _compiled_direct = None
 
 _BUILD_HINT = "pip install -e . (needs a C compiler and Cython)"
 _warned = False
 _force_numpy = False
+_FLOATS = (np.float32, np.float64)
+
+
+def _env_workspace():
+    value = os.environ.get("MINIDL_WORKSPACE_MB")
+    if not value:
+        return 256 * 2**20
+    try:
+        mb = float(value)
+    except ValueError:
+        raise ValueError(f"MINIDL_WORKSPACE_MB must be a number of megabytes, got {value!r}") from None
+    if mb <= 0:
+        raise ValueError(f"MINIDL_WORKSPACE_MB must be positive, got {value!r}")
+    return int(mb * 2**20)
+
+
+_workspace_limit = _env_workspace()
+
+
+def set_workspace_limit(nbytes):
+    """Bound the im2col column matrix of one convolution call to ``nbytes`` (default 256 MB).
+
+    FastConv unfolds at most as many images at a time as fit (always at least one), so a
+    large layer at a large batch costs more GEMM calls instead of more memory. Returns the
+    previous limit. MINIDL_WORKSPACE_MB sets the default at import.
+    """
+    global _workspace_limit
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 1:
+        raise ValueError(f"set_workspace_limit: nbytes must be a positive integer, got {nbytes!r}")
+    old, _workspace_limit = _workspace_limit, int(nbytes)
+    return old
+
+
+def get_workspace_limit():
+    """The current im2col workspace bound in bytes."""
+    return _workspace_limit
+
+
+_tls = threading.local()
+
+
+def workspace(name, shape, dtype):
+    """A reusable C-contiguous scratch array (per thread, per name), grown when too small.
+
+    FastConv unfolds into these instead of fresh arrays, so a training loop does not pay the
+    page faults of a new column matrix on every call. Their size is bounded by the chunking
+    (see set_workspace_limit); ``release_workspaces()`` frees them.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    spaces = getattr(_tls, "spaces", None)
+    if spaces is None:
+        spaces = _tls.spaces = {}
+    buf = spaces.get(name)
+    if buf is None or buf.nbytes < nbytes:
+        spaces[name] = None  # free the old buffer before allocating the larger one
+        buf = spaces[name] = np.empty(max(nbytes, 1), dtype=np.uint8)
+    return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def release_workspaces():
+    """Free this thread's scratch arrays (they are re-created on the next call)."""
+    _tls.spaces = {}
 
 
 def compiled_available():
     """True when the compiled kernels were built and imported."""
     return _compiled_im2col is not None
+
+
+def direct_available():
+    """True when the direct kernels (grouped/depthwise conv, pooling, batch norm) are usable now."""
+    return _compiled_direct is not None and not _force_numpy
 
 
 def use_compiled(flag=None):
@@ -68,30 +158,471 @@ def set_omp_threads(n):
         _compiled_im2col.set_omp_threads(n)
 
 
+# ---------------------------------------------------------------------------- checks
+
+def _float_array(fn, name, a, ndim):
+    """a as a C-contiguous float32/float64 array of ndim dimensions (copied if strided)."""
+    if not isinstance(a, np.ndarray) or a.dtype.type not in _FLOATS:
+        raise TypeError(f"{fn}: {name} must be a float32 or float64 NumPy array, got "
+                        f"{getattr(a, 'dtype', type(a).__name__)}")
+    if a.ndim != ndim:
+        raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {a.shape}")
+    return np.ascontiguousarray(a)
+
+
+def _check_dtypes(fn, **arrays):
+    items = list(arrays.items())
+    for k, a in items[1:]:
+        if a.dtype != items[0][1].dtype:
+            raise TypeError(f"{fn}: dtype mismatch: {items[0][0]} is {items[0][1].dtype}, "
+                            f"{k} is {a.dtype}")
+
+
+def _window_fits(fn, axis, size, k, s, p, d, out):
+    """The last window must start inside the padded input and end inside it."""
+    if min(size, k, s, d, out) < 1 or p < 0:
+        raise ValueError(f"{fn}: sizes must be positive ({axis}: size {size}, kernel {k}, "
+                         f"stride {s}, dilation {d}, output {out}, pad {p})")
+    if (out - 1) * s + d * (k - 1) + 1 > size + 2 * p:
+        raise ValueError(f"{fn}: output {axis} {out} needs {(out - 1) * s + d * (k - 1) + 1} "
+                         f"padded input rows/columns, but the input has {size} + 2*{p}")
+
+
+# ---------------------------------------------------------------------------- im2col
+
 def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
     """Unfold x (N, C, H, W) into cols (N, C*KH*KW, HO*WO) for a convolution.
 
     The caller has validated that HO and WO are the output sizes of these parameters.
     """
     mod = _compiled()
-    if mod is None or x.dtype not in (np.float32, np.float64):
+    if mod is None or x.dtype not in _FLOATS:
         return numpy_im2col.im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
     x = np.ascontiguousarray(x)
     n, c = x.shape[:2]
     cols = np.empty((n, c * kh * kw, ho * wo), dtype=x.dtype)
-    mod.im2col(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+    if cols.size:
+        mod.im2col(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
     return cols
 
 
 def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
     """Fold cols (N, C*KH*KW, HO*WO) back into an (N, C, H, W) array, summing overlaps."""
     mod = _compiled()
-    if mod is None or cols.dtype not in (np.float32, np.float64):
+    if mod is None or cols.dtype not in _FLOATS:
         return numpy_im2col.col2im(cols, x_shape, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
     n, c, h, w = x_shape
     if cols.shape != (n, c * kh * kw, ho * wo):
         raise ValueError(f"col2im: cols has shape {cols.shape}, expected {(n, c * kh * kw, ho * wo)}")
     cols = np.ascontiguousarray(cols)
     dx = np.zeros(x_shape, dtype=cols.dtype)
-    mod.col2im(cols, dx, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+    if cols.size:
+        mod.col2im(cols, dx, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
     return dx
+
+
+def im2col_batched(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out=None, threads=0):
+    """Unfold x (N, C, H, W) into cols (C*KH*KW, N, HO*WO): the batch side by side.
+
+    ``cols.reshape(C*KH*KW, N*HO*WO)`` is then the right operand of one GEMM for the chunk.
+    ``out`` may be a preallocated C-contiguous array of that shape and dtype (reused).
+    ``threads``: OpenMP threads for the copy (0: all). FastConv passes 1 when the BLAS
+    threads around it are busy, so that the two thread pools never compete for the cores.
+    """
+    n, c, h, w = x.shape
+    shape = (c * kh * kw, n, ho * wo)
+    mod = _compiled()
+    if mod is None:
+        cols = numpy_im2col.im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo).transpose(1, 0, 2)
+        if out is None:
+            return np.ascontiguousarray(cols)
+        out[...] = cols
+        return out
+    x = _float_array("im2col_batched", "x", x, 4)
+    _window_fits("im2col_batched", "height", h, kh, sh, ph, dh, ho)
+    _window_fits("im2col_batched", "width", w, kw, sw, pw, dw, wo)
+    if out is None:
+        out = np.empty(shape, dtype=x.dtype)
+    elif out.shape != shape or out.dtype != x.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"im2col_batched: out must be a C-contiguous {x.dtype} array of shape "
+                         f"{shape}, got {out.dtype} {out.shape}")
+    if out.size:
+        mod.im2col_batched(x, out, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, threads)
+    return out
+
+
+def col2im_batched(cols, x_shape, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out=None, threads=0):
+    """Fold cols (C*KH*KW, N, HO*WO) back into (N, C, H, W), summing overlapping windows.
+
+    ``out`` may be a C-contiguous array of x_shape and cols' dtype to write into (overwritten).
+    """
+    n, c, h, w = x_shape
+    shape = (c * kh * kw, n, ho * wo)
+    if tuple(cols.shape) != shape:
+        raise ValueError(f"col2im_batched: cols has shape {cols.shape}, expected {shape}")
+    if out is not None and (out.shape != tuple(x_shape) or out.dtype != cols.dtype
+                            or not out.flags.c_contiguous):
+        raise ValueError(f"col2im_batched: out must be a C-contiguous {cols.dtype} array of "
+                         f"shape {tuple(x_shape)}, got {out.dtype} {out.shape}")
+    mod = _compiled()
+    if mod is None:
+        dx = numpy_im2col.col2im(cols.transpose(1, 0, 2), x_shape, kh, kw, sh, sw, ph, pw,
+                                 dh, dw, ho, wo)
+        if out is None:
+            return dx
+        out[...] = dx
+        return out
+    cols = _float_array("col2im_batched", "cols", cols, 3)
+    _window_fits("col2im_batched", "height", h, kh, sh, ph, dh, ho)
+    _window_fits("col2im_batched", "width", w, kw, sw, pw, dw, wo)
+    if out is None:
+        dx = np.zeros(x_shape, dtype=cols.dtype)
+    else:
+        dx = out
+        dx.fill(0)
+    if cols.size:
+        mod.col2im_batched(cols, dx, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, threads)
+    return dx
+
+
+# ------------------------------------------------- per-image im2col + GEMM in one OpenMP loop
+
+_images_lib = None  # None: not probed yet; False: unavailable; else the BLAS's threadpoolctl controller
+
+
+def _images_blas():
+    """The controller of the BLAS behind scipy.linalg.cython_blas, installed into the kernels.
+
+    The per-image path calls that BLAS from inside an OpenMP loop, so it must be able to hold
+    the BLAS at one thread meanwhile: without scipy, or when threadpoolctl cannot find the
+    library it uses, the path is unavailable and FastConv keeps its NumPy-GEMM path.
+    """
+    global _images_lib
+    if _images_lib is None:
+        _images_lib = False
+        if _compiled_im2col is not None and hasattr(_compiled_im2col, "set_blas"):
+            try:
+                import scipy
+                import scipy.linalg.cython_blas as cb
+                from threadpoolctl import ThreadpoolController
+            except ImportError:
+                return False
+            root = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
+            libs = [lib for lib in ThreadpoolController().lib_controllers
+                    if lib.user_api == "blas" and os.path.abspath(lib.filepath).startswith(
+                        (os.path.join(root, "scipy") + os.sep, os.path.join(root, "scipy.libs") + os.sep))]
+            if len(libs) == 1:
+                _compiled_im2col.set_blas(cb.__pyx_capi__["sgemm"], cb.__pyx_capi__["dgemm"])
+                _images_lib = libs[0]
+    return _images_lib
+
+
+def images_available():
+    """True when the per-image im2col + GEMM kernels can run (compiled, scipy's BLAS found)."""
+    return not _force_numpy and bool(_images_blas())
+
+
+def _images_threads(n_img, per_image_bytes):
+    """Threads for the per-image loop: at most one per image, workspaces within the bound."""
+    return max(1, min(n_img, omp_max_threads(), get_workspace_limit() // max(per_image_bytes, 1)))
+
+
+class _SingleThreadedBlas:
+    """Hold the per-image path's BLAS at one thread (calls from inside OpenMP threads)."""
+
+    def __enter__(self):
+        self.lib = _images_blas()
+        self.old = self.lib.num_threads
+        if self.old != 1:
+            self.lib.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        if self.old != 1:
+            self.lib.set_num_threads(self.old)
+
+
+def conv_images_forward(x, w, groups, sh, sw, ph, pw, dh, dw, ho, wo, b=None):
+    """Convolution x (N, C, H, W) * w (F, C/G, KH, KW) (+ b (F,)) -> (N, F, HO, WO) by per-image
+    im2col + GEMM, the images spread over the OpenMP threads (each with a one-thread BLAS)."""
+    if not images_available():
+        raise RuntimeError("conv_images_forward: needs the compiled kernels and scipy's BLAS")
+    x = _float_array("conv_images_forward", "x", x, 4)
+    w = _float_array("conv_images_forward", "w", w, 4)
+    _check_dtypes("conv_images_forward", x=x, w=w)
+    _conv_dims("conv_images_forward", x.shape, w.shape, groups, sh, sw, ph, pw, dh, dw, ho, wo)
+    if b is not None:
+        b = _float_array("conv_images_forward", "b", b, 1)
+        _check_dtypes("conv_images_forward", x=x, b=b)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"conv_images_forward: b {b.shape} must have {w.shape[0]} values")
+    n, c = x.shape[:2]
+    k = c * w.shape[2] * w.shape[3]
+    nt = _images_threads(n, k * ho * wo * x.itemsize)
+    ws = workspace("images_cols", (nt, k * ho * wo), x.dtype)
+    out = np.empty((n, w.shape[0], ho * wo), dtype=x.dtype)
+    if out.size:
+        with _SingleThreadedBlas():
+            _compiled_im2col.conv_forward_images(x, w, b, out, ws, groups, sh, sw, ph, pw, dh, dw,
+                                                 ho, wo)
+    return out.reshape(n, w.shape[0], ho, wo)
+
+
+def conv_images_backward(x, w, dout, groups, sh, sw, ph, pw, dh, dw):
+    """Gradients of conv_images_forward: dout (N, F, HO, WO) -> dx (N, C, H, W), dw (F, C/G, KH, KW)."""
+    if not images_available():
+        raise RuntimeError("conv_images_backward: needs the compiled kernels and scipy's BLAS")
+    fn = "conv_images_backward"
+    x = _float_array(fn, "x", x, 4)
+    w = _float_array(fn, "w", w, 4)
+    dout = _float_array(fn, "dout", dout, 4)
+    _check_dtypes(fn, x=x, w=w, dout=dout)
+    n, c = x.shape[:2]
+    f, ho, wo = dout.shape[1:]
+    if dout.shape[0] != n or f != w.shape[0]:
+        raise ValueError(f"{fn}: dout {dout.shape} does not fit x {x.shape} and w {w.shape}")
+    _conv_dims(fn, x.shape, w.shape, groups, sh, sw, ph, pw, dh, dw, ho, wo)
+    k = c * w.shape[2] * w.shape[3]
+    nt = _images_threads(n, 2 * k * ho * wo * x.itemsize)
+    ws_cols = workspace("images_cols", (nt, k * ho * wo), x.dtype)
+    ws_dcols = workspace("images_dcols", (nt, k * ho * wo), x.dtype)
+    dw_part = np.zeros((nt, w.size), dtype=x.dtype)
+    dx = np.empty(x.shape, dtype=x.dtype)
+    if dx.size and dout.size:
+        with _SingleThreadedBlas():
+            _compiled_im2col.conv_backward_images(x, w, dout.reshape(n, f, ho * wo), dx, dw_part,
+                                                  ws_cols, ws_dcols, groups, sh, sw, ph, pw,
+                                                  dh, dw, ho, wo)
+    else:
+        dx[...] = 0
+    return dx, dw_part.sum(axis=0).reshape(w.shape)
+
+
+# ---------------------------------------------------------------- direct grouped conv
+
+def _direct():
+    if not direct_available():
+        raise RuntimeError("minidl: the direct kernels are not available (not built, or "
+                           f"use_compiled(False)); build them with: {_BUILD_HINT}")
+    return _compiled_direct
+
+
+def _conv_dims(fn, x_shape, w_shape, groups, sh, sw, ph, pw, dh, dw, ho, wo):
+    n, c, h, wd = x_shape
+    f, cg, kh, kw = w_shape
+    if groups < 1 or c % groups or f % groups or cg * groups != c:
+        raise ValueError(f"{fn}: x {tuple(x_shape)} and w {tuple(w_shape)} do not fit "
+                         f"groups={groups}")
+    _window_fits(fn, "height", h, kh, sh, ph, dh, ho)
+    _window_fits(fn, "width", wd, kw, sw, pw, dw, wo)
+
+
+def conv_direct_forward(x, w, groups, sh, sw, ph, pw, dh, dw, ho, wo, b=None):
+    """Grouped convolution without im2col: x (N, C, H, W), w (F, C/G, KH, KW), b (F,) or None
+    -> (N, F, HO, WO), the bias added in the kernel while each plane is in cache.
+
+    Parallel over (image, group); each piece copies its padded input once and accumulates
+    whole output rows (vectorised). Meant for few channels per group (depthwise: C/G == 1).
+    """
+    mod = _direct()
+    x = _float_array("conv_direct_forward", "x", x, 4)
+    w = _float_array("conv_direct_forward", "w", w, 4)
+    _check_dtypes("conv_direct_forward", x=x, w=w)
+    _conv_dims("conv_direct_forward", x.shape, w.shape, groups, sh, sw, ph, pw, dh, dw, ho, wo)
+    if b is not None:
+        b = _float_array("conv_direct_forward", "b", b, 1)
+        _check_dtypes("conv_direct_forward", x=x, b=b)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"conv_direct_forward: b {b.shape} must have {w.shape[0]} values")
+    out = np.empty((x.shape[0], w.shape[0], ho, wo), dtype=x.dtype)
+    if out.size and mod.gconv_forward(x, w, b, out, groups, sh, sw, ph, pw, dh, dw):
+        raise MemoryError("conv_direct_forward: could not allocate a padded input buffer")
+    return out
+
+
+def conv_direct_backward_data(dout, w, x_shape, groups, sh, sw, ph, pw, dh, dw):
+    """Gradient to the input of conv_direct_forward: dout (N, F, HO, WO) -> dx (N, C, H, W)."""
+    mod = _direct()
+    dout = _float_array("conv_direct_backward_data", "dout", dout, 4)
+    w = _float_array("conv_direct_backward_data", "w", w, 4)
+    _check_dtypes("conv_direct_backward_data", dout=dout, w=w)
+    x_shape = tuple(int(s) for s in x_shape)
+    if dout.shape[:2] != (x_shape[0], w.shape[0]):
+        raise ValueError(f"conv_direct_backward_data: dout {dout.shape} does not fit x "
+                         f"{x_shape} and w {w.shape}")
+    _conv_dims("conv_direct_backward_data", x_shape, w.shape, groups, sh, sw, ph, pw, dh, dw,
+               dout.shape[2], dout.shape[3])
+    G, Fg, Cg, kh, kw = groups, w.shape[0] // groups, w.shape[1], w.shape[2], w.shape[3]
+    qh, qw = dh * (kh - 1) - ph, dw * (kw - 1) - pw
+    if sh == sw == 1 and qh >= 0 and qw >= 0:
+        # stride 1: the input gradient is itself a grouped convolution, of dout padded by
+        # dilation*(K-1) - pad with the flipped kernel and in/out channels swapped per group,
+        # so it runs the (faster) forward kernel
+        wt = w.reshape(G, Fg, Cg, kh, kw).transpose(0, 2, 1, 3, 4)[:, :, :, ::-1, ::-1]
+        wt = np.ascontiguousarray(wt).reshape(G * Cg, Fg, kh, kw)
+        return conv_direct_forward(dout, wt, G, 1, 1, qh, qw, dh, dw, x_shape[2], x_shape[3])
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    if dx.size and mod.gconv_backward_data(dout, w, dx, groups, sh, sw, ph, pw, dh, dw):
+        raise MemoryError("conv_direct_backward_data: could not allocate a padded buffer")
+    return dx
+
+
+def conv_direct_backward_filter(x, dout, w_shape, groups, sh, sw, ph, pw, dh, dw, with_db=False):
+    """Gradient to the weights of conv_direct_forward: -> dw (F, C/G, KH, KW), or (dw, db)
+    with ``with_db`` (db (F,), the bias gradient, summed in the same pass). Parallel over groups."""
+    mod = _direct()
+    x = _float_array("conv_direct_backward_filter", "x", x, 4)
+    dout = _float_array("conv_direct_backward_filter", "dout", dout, 4)
+    _check_dtypes("conv_direct_backward_filter", x=x, dout=dout)
+    w_shape = tuple(int(s) for s in w_shape)
+    if dout.shape[:2] != (x.shape[0], w_shape[0]):
+        raise ValueError(f"conv_direct_backward_filter: dout {dout.shape} does not fit x "
+                         f"{x.shape} and w {w_shape}")
+    _conv_dims("conv_direct_backward_filter", x.shape, w_shape, groups, sh, sw, ph, pw, dh, dw,
+               dout.shape[2], dout.shape[3])
+    dw_ = np.zeros(w_shape, dtype=x.dtype)
+    db = np.zeros(w_shape[0], dtype=x.dtype) if with_db else None
+    if dw_.size and x.size and mod.gconv_backward_filter(x, dout, dw_, db, groups, sh, sw, ph,
+                                                         pw, dh, dw):
+        raise MemoryError("conv_direct_backward_filter: could not allocate a padded buffer")
+    return (dw_, db) if with_db else dw_
+
+
+# ---------------------------------------------------------------------------- pooling
+
+def _pool_dims(fn, x_shape, kh, kw, sh, sw, ph, pw, ho, wo):
+    n, c, h, w = x_shape
+    _window_fits(fn, "height", h, kh, sh, ph, 1, ho)
+    _window_fits(fn, "width", w, kw, sw, pw, 1, wo)
+    # every window must overlap the input: it then has a real maximum / at least one term
+    if ph >= kh or pw >= kw or (ho - 1) * sh - ph >= h or (wo - 1) * sw - pw >= w:
+        raise ValueError(f"{fn}: some {kh}x{kw} windows (stride {sh},{sw}, pad {ph},{pw}) lie "
+                         f"entirely in the padding of a {h}x{w} input")
+    if h * w >= 2**31:
+        raise ValueError(f"{fn}: a {h}x{w} plane is too large for 32-bit indices")
+
+
+def maxpool_forward(x, kh, kw, sh, sw, ph, pw, ho, wo):
+    """x (N, C, H, W) -> out (N, C, HO, WO) and idx (N, C, HO, WO) int32: the flat position
+    (in its H*W plane) of each window's first maximum. Padding never wins."""
+    mod = _direct()
+    x = _float_array("maxpool_forward", "x", x, 4)
+    _pool_dims("maxpool_forward", x.shape, kh, kw, sh, sw, ph, pw, ho, wo)
+    n, c, h, w = x.shape
+    out = np.empty((n, c, ho, wo), dtype=x.dtype)
+    idx = np.empty((n, c, ho, wo), dtype=np.int32)
+    if out.size:
+        mod.maxpool_forward(x.reshape(n * c, h, w), out.reshape(n * c, ho, wo),
+                            idx.reshape(n * c, ho, wo), kh, kw, sh, sw, ph, pw)
+    return out, idx
+
+
+def maxpool_backward(dout, idx, x_shape):
+    """dout (N, C, HO, WO), idx from maxpool_forward -> dx (N, C, H, W)."""
+    mod = _direct()
+    dout = _float_array("maxpool_backward", "dout", dout, 4)
+    n, c, h, w = (int(s) for s in x_shape)
+    if not isinstance(idx, np.ndarray) or idx.dtype != np.int32 or idx.shape != dout.shape \
+            or dout.shape[:2] != (n, c):
+        raise ValueError(f"maxpool_backward: idx {getattr(idx, 'shape', None)} and dout "
+                         f"{dout.shape} must match and fit x {(n, c, h, w)}")
+    idx = np.ascontiguousarray(idx)
+    if idx.size and (idx.min() < 0 or idx.max() >= h * w):
+        raise ValueError("maxpool_backward: idx holds positions outside the input plane")
+    dx = np.empty((n, c, h, w), dtype=dout.dtype)
+    if dx.size:
+        ho, wo = dout.shape[2:]
+        mod.maxpool_backward(dout.reshape(n * c, ho, wo), idx.reshape(n * c, ho, wo),
+                             dx.reshape(n * c, h, w))
+    return dx
+
+
+def avgpool_forward(x, kh, kw, sh, sw, ph, pw, ho, wo):
+    """x (N, C, H, W) -> window means (N, C, HO, WO); zero padding counts in the divisor."""
+    mod = _direct()
+    x = _float_array("avgpool_forward", "x", x, 4)
+    _pool_dims("avgpool_forward", x.shape, kh, kw, sh, sw, ph, pw, ho, wo)
+    n, c, h, w = x.shape
+    out = np.empty((n, c, ho, wo), dtype=x.dtype)
+    if out.size:
+        mod.avgpool_forward(x.reshape(n * c, h, w), out.reshape(n * c, ho, wo),
+                            kh, kw, sh, sw, ph, pw)
+    return out
+
+
+def avgpool_backward(dout, x_shape, kh, kw, sh, sw, ph, pw):
+    """dout (N, C, HO, WO) -> dx (N, C, H, W) of avgpool_forward."""
+    mod = _direct()
+    dout = _float_array("avgpool_backward", "dout", dout, 4)
+    n, c, h, w = (int(s) for s in x_shape)
+    ho, wo = dout.shape[2:]
+    if dout.shape[:2] != (n, c):
+        raise ValueError(f"avgpool_backward: dout {dout.shape} does not fit x {(n, c, h, w)}")
+    _pool_dims("avgpool_backward", (n, c, h, w), kh, kw, sh, sw, ph, pw, ho, wo)
+    dx = np.empty((n, c, h, w), dtype=dout.dtype)
+    if dx.size:
+        mod.avgpool_backward(dout.reshape(n * c, ho, wo), dx.reshape(n * c, h, w),
+                             kh, kw, sh, sw, ph, pw)
+    return dx
+
+
+# ------------------------------------------------------------------------- batch norm
+
+def _bn_view(fn, name, x):
+    x = _float_array(fn, name, x, x.ndim if isinstance(x, np.ndarray) else 4)
+    if x.ndim not in (2, 4):
+        raise ValueError(f"{fn}: {name} must be (N, C) or (N, C, H, W), got shape {x.shape}")
+    n, c = x.shape[:2]
+    return x, x.reshape(n, c, -1)
+
+
+def _bn_param(fn, name, a, c, dtype):
+    a = np.ascontiguousarray(np.asarray(a, dtype=dtype).reshape(-1))
+    if a.shape != (c,):
+        raise ValueError(f"{fn}: {name} must have {c} values (one per channel), got shape {a.shape}")
+    return a
+
+
+def batchnorm_forward_train(x, gamma, beta, eps):
+    """Training-mode batch norm over every axis but 1, for x (N, C) or (N, C, H, W).
+
+    Returns out (x's shape and dtype), mean (C,) and var (C,) (biased, float64): one pass for
+    the statistics and one for out, per channel, in parallel over channels.
+    """
+    fn = "batchnorm_forward_train"
+    mod = _direct()
+    x, x3 = _bn_view(fn, "x", x)
+    c = x.shape[1]
+    gamma = _bn_param(fn, "gamma", gamma, c, x.dtype)
+    beta = _bn_param(fn, "beta", beta, c, x.dtype)
+    if x3.shape[0] * x3.shape[2] == 0:
+        raise ValueError(f"{fn}: x {x.shape} has no values to normalise")
+    out = np.empty_like(x)
+    mean = np.empty(c)
+    var = np.empty(c)
+    mod.batchnorm_forward_train(x3, gamma, beta, float(eps), out.reshape(x3.shape), mean, var)
+    return out, mean, var
+
+
+def batchnorm_backward(dout, x, mean, var, gamma, eps):
+    """Gradient of batchnorm_forward_train: -> dx (x's shape), dgamma (C,), dbeta (C,).
+
+    Two passes per channel: sum(dout) and sum(dout * (x - mean)), then
+    dx = gamma * istd * (dout - mean(dout) - xhat * mean(dout * xhat)), folded to a*dout + b*x + c.
+    dgamma and dbeta come back in x's dtype.
+    """
+    fn = "batchnorm_backward"
+    mod = _direct()
+    x, x3 = _bn_view(fn, "x", x)
+    dout, d3 = _bn_view(fn, "dout", dout)
+    _check_dtypes(fn, x=x, dout=dout)
+    if dout.shape != x.shape:
+        raise ValueError(f"{fn}: dout {dout.shape} must have x's shape {x.shape}")
+    c = x.shape[1]
+    mean = _bn_param(fn, "mean", mean, c, np.float64)
+    istd = 1.0 / np.sqrt(_bn_param(fn, "var", var, c, np.float64) + eps)
+    gamma = _bn_param(fn, "gamma", gamma, c, x.dtype)
+    dx = np.empty_like(x)
+    dgamma = np.empty(c)
+    dbeta = np.empty(c)
+    mod.batchnorm_backward(x3, d3, mean, istd, gamma, dx.reshape(x3.shape), dgamma, dbeta)
+    return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)

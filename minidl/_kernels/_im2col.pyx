@@ -1,12 +1,16 @@
 # cython: language_level=3
 """im2col / col2im for NCHW images, any stride, padding and dilation (float32 and float64).
 
-Column layout, per image: cols[n, (c, i, j), (y, x)] = x[n, c, y*sh - ph + i*dh, x*sw - pw + j*dw]
-(zero where that position falls in the padding), i.e. a C-contiguous array of shape
-(N, C*KH*KW, HO*WO). A convolution's forward is then W(F, C*KH*KW) @ cols[n] for each image.
+Two column layouts, the same rows (c, i, j) and columns (y, x):
 
-The Python wrappers in ``minidl._kernels`` validate shapes, dtypes and contiguity; the
-functions here trust them and cannot read or write out of bounds for valid arguments.
+* per image, (N, C*KH*KW, HO*WO): cols[n, (c,i,j), (y,x)] = x[n, c, y*sh - ph + i*dh, x*sw - pw + j*dw]
+  (zero in the padding); ``im2col`` / ``col2im``.
+* batched, (C*KH*KW, N, HO*WO): the images side by side, so that a whole chunk of the batch
+  is one GEMM W (F, C*KH*KW) @ cols (C*KH*KW, N*HO*WO); ``im2col_batched`` / ``col2im_batched``.
+
+Both are parallel over (image, channel) pairs, each of which owns its rows of cols (or its
+plane of dx), so no two threads write the same memory. The Python wrappers in
+``minidl._kernels`` validate shapes, dtypes and contiguity; the functions here trust them.
 """
 from cython.parallel cimport prange
 
@@ -30,27 +34,91 @@ def omp_max_threads():
     return minidl_omp_max_threads()
 
 
+def set_omp_threads(int n):
+    """omp_set_num_threads(n) in the OpenMP runtime these kernels were linked with."""
+    minidl_omp_set_threads(n)
+
+
 def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
            int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
-           int ho, int wo):
-    """Fill cols (N, C*KH*KW, HO*WO) from x (N, C, H, W). Parallel over (image, channel)."""
-    cdef Py_ssize_t n_img = x.shape[0], n_ch = x.shape[1]
-    cdef Py_ssize_t nc
+           int ho, int wo, int nthreads=0):
+    """Fill cols (N, C*KH*KW, HO*WO) from x (N, C, H, W). nthreads 0: the OpenMP default."""
+    cdef Py_ssize_t n_img = x.shape[0], n_ch = x.shape[1], h = x.shape[2], w = x.shape[3]
+    cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
+    cdef int nt = nthreads if nthreads > 0 else minidl_omp_max_threads()
+    cdef const floating *xp = &x[0, 0, 0, 0]
+    cdef floating *cp = &cols[0, 0, 0]
     with nogil:
-        for nc in prange(n_img * n_ch, schedule="static"):
-            _im2col_channel(x, cols, nc // n_ch, nc % n_ch,
-                            kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+        for nc in prange(n_img * n_ch, schedule="guided", num_threads=nt):
+            n = nc // n_ch
+            c = nc % n_ch
+            _unfold_channel(xp + nc * h * w, cp + (n * n_ch * kh * kw + c * kh * kw) * P, P,
+                            h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
 
 
-cdef inline void _im2col_channel(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
-                                 Py_ssize_t n, Py_ssize_t c,
+def im2col_batched(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
+                   int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                   int ho, int wo, int nthreads=0):
+    """Fill cols (C*KH*KW, N, HO*WO) from x (N, C, H, W)."""
+    cdef Py_ssize_t n_img = x.shape[0], n_ch = x.shape[1], h = x.shape[2], w = x.shape[3]
+    cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
+    cdef int nt = nthreads if nthreads > 0 else minidl_omp_max_threads()
+    cdef const floating *xp = &x[0, 0, 0, 0]
+    cdef floating *cp = &cols[0, 0, 0]
+    with nogil:
+        for nc in prange(n_img * n_ch, schedule="guided", num_threads=nt):
+            n = nc // n_ch
+            c = nc % n_ch
+            _unfold_channel(xp + nc * h * w, cp + (c * kh * kw * n_img + n) * P, n_img * P,
+                            h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+
+
+def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] dx,
+           int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+           int ho, int wo, int nthreads=0):
+    """Scatter-add cols (N, C*KH*KW, HO*WO) into dx (N, C, H, W), which must start zeroed."""
+    cdef Py_ssize_t n_img = dx.shape[0], n_ch = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
+    cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
+    cdef int nt = nthreads if nthreads > 0 else minidl_omp_max_threads()
+    cdef const floating *cp = &cols[0, 0, 0]
+    cdef floating *xp = &dx[0, 0, 0, 0]
+    with nogil:
+        for nc in prange(n_img * n_ch, schedule="guided", num_threads=nt):
+            n = nc // n_ch
+            c = nc % n_ch
+            _fold_channel(cp + (n * n_ch * kh * kw + c * kh * kw) * P, P, xp + nc * h * w,
+                          h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+
+
+def col2im_batched(const floating[:, :, ::1] cols, floating[:, :, :, ::1] dx,
+                   int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                   int ho, int wo, int nthreads=0):
+    """Scatter-add cols (C*KH*KW, N, HO*WO) into dx (N, C, H, W), which must start zeroed."""
+    cdef Py_ssize_t n_img = dx.shape[0], n_ch = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
+    cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
+    cdef int nt = nthreads if nthreads > 0 else minidl_omp_max_threads()
+    cdef const floating *cp = &cols[0, 0, 0]
+    cdef floating *xp = &dx[0, 0, 0, 0]
+    with nogil:
+        for nc in prange(n_img * n_ch, schedule="guided", num_threads=nt):
+            n = nc // n_ch
+            c = nc % n_ch
+            _fold_channel(cp + (c * kh * kw * n_img + n) * P, n_img * P, xp + nc * h * w,
+                          h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+
+
+cdef inline void _unfold_channel(const floating *x, floating *cols, Py_ssize_t row_stride,
+                                 Py_ssize_t h, Py_ssize_t w,
                                  int kh, int kw, int sh, int sw, int ph, int pw,
                                  int dh, int dw, int ho, int wo) noexcept nogil:
-    cdef Py_ssize_t h = x.shape[2], w = x.shape[3]
-    cdef Py_ssize_t i, j, y, xo, iy, ix, row, x_lo, x_hi
+    # x: one (H, W) plane; cols: the KH*KW rows of this channel, row_stride apart
+    cdef Py_ssize_t i, j, y, xo, iy, x_lo, x_hi, ix0
+    cdef floating *out
+    cdef floating *dst
+    cdef const floating *src
     for i in range(kh):
         for j in range(kw):
-            row = (c * kh + i) * kw + j
+            out = cols + (i * kw + j) * row_stride
             # output columns xo whose input column xo*sw - pw + j*dw lies in [0, w)
             x_lo = _ceil_div(pw - j * dw, sw)
             if x_lo < 0:
@@ -60,58 +128,57 @@ cdef inline void _im2col_channel(const floating[:, :, :, ::1] x, floating[:, :, 
                 x_hi = wo
             if x_hi < x_lo:
                 x_hi = x_lo
+            ix0 = j * dw - pw
+            # plain loops rather than memcpy/memset per row: rows are short (tens of values)
+            # and the compiler vectorises these copies without a call per row
             for y in range(ho):
                 iy = y * sh - ph + i * dh
+                dst = out + y * wo
                 if iy < 0 or iy >= h:
                     for xo in range(wo):
-                        cols[n, row, y * wo + xo] = 0
+                        dst[xo] = 0
                     continue
                 for xo in range(x_lo):
-                    cols[n, row, y * wo + xo] = 0
-                for xo in range(x_lo, x_hi):
-                    ix = xo * sw - pw + j * dw
-                    cols[n, row, y * wo + xo] = x[n, c, iy, ix]
+                    dst[xo] = 0
+                src = x + iy * w + ix0
+                if sw == 1:
+                    for xo in range(x_lo, x_hi):
+                        dst[xo] = src[xo]
+                else:
+                    for xo in range(x_lo, x_hi):
+                        dst[xo] = src[xo * sw]
                 for xo in range(x_hi, wo):
-                    cols[n, row, y * wo + xo] = 0
+                    dst[xo] = 0
 
 
-def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] dx,
-           int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
-           int ho, int wo):
-    """Scatter-add cols (N, C*KH*KW, HO*WO) into dx (N, C, H, W), which must start zeroed.
-
-    Each (image, channel) pair owns its slice of dx, so the parallel loop never races.
-    """
-    cdef Py_ssize_t n_img = dx.shape[0], n_ch = dx.shape[1]
-    cdef Py_ssize_t nc
-    with nogil:
-        for nc in prange(n_img * n_ch, schedule="static"):
-            _col2im_channel(cols, dx, nc // n_ch, nc % n_ch,
-                            kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
-
-
-cdef inline void _col2im_channel(const floating[:, :, ::1] cols, floating[:, :, :, ::1] dx,
-                                 Py_ssize_t n, Py_ssize_t c,
-                                 int kh, int kw, int sh, int sw, int ph, int pw,
-                                 int dh, int dw, int ho, int wo) noexcept nogil:
-    cdef Py_ssize_t h = dx.shape[2], w = dx.shape[3]
-    cdef Py_ssize_t i, j, y, xo, iy, ix, row, x_lo, x_hi
+cdef inline void _fold_channel(const floating *cols, Py_ssize_t row_stride, floating *dx,
+                               Py_ssize_t h, Py_ssize_t w,
+                               int kh, int kw, int sh, int sw, int ph, int pw,
+                               int dh, int dw, int ho, int wo) noexcept nogil:
+    cdef Py_ssize_t i, j, y, xo, iy, x_lo, x_hi, ix0
+    cdef const floating *src
+    cdef floating *dst
     for i in range(kh):
         for j in range(kw):
-            row = (c * kh + i) * kw + j
+            src = cols + (i * kw + j) * row_stride
             x_lo = _ceil_div(pw - j * dw, sw)
             if x_lo < 0:
                 x_lo = 0
             x_hi = _ceil_div(w + pw - j * dw, sw)
             if x_hi > wo:
                 x_hi = wo
+            ix0 = j * dw - pw
             for y in range(ho):
                 iy = y * sh - ph + i * dh
                 if iy < 0 or iy >= h:
                     continue
-                for xo in range(x_lo, x_hi):
-                    ix = xo * sw - pw + j * dw
-                    dx[n, c, iy, ix] += cols[n, row, y * wo + xo]
+                dst = dx + iy * w + ix0
+                if sw == 1:
+                    for xo in range(x_lo, x_hi):
+                        dst[xo] += src[y * wo + xo]
+                else:
+                    for xo in range(x_lo, x_hi):
+                        dst[xo * sw] += src[y * wo + xo]
 
 
 cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -121,6 +188,136 @@ cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return -((-a) // b)
 
 
-def set_omp_threads(int n):
-    """omp_set_num_threads(n) in the OpenMP runtime these kernels were linked with."""
-    minidl_omp_set_threads(n)
+# ------------------------------------------------------------------------------------------
+# Convolution as per-image im2col + GEMM inside one OpenMP loop over images.
+#
+# Each thread unfolds one image into its own workspace and multiplies it with the BLAS called
+# single-threaded from that thread, so the images run in parallel and no BLAS thread pool ever
+# competes with the OpenMP threads for the cores. The GEMM is the BLAS's Fortran ?gemm, taken
+# at run time from scipy.linalg.cython_blas (set_blas); without it this path is not used.
+
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
+from cython.parallel cimport threadid
+from libc.string cimport memset
+
+ctypedef void (*sgemm_t)(char *ta, char *tb, int *m, int *n, int *k, float *alpha, float *a,
+                         int *lda, float *b, int *ldb, float *beta, float *c, int *ldc) noexcept nogil
+ctypedef void (*dgemm_t)(char *ta, char *tb, int *m, int *n, int *k, double *alpha, double *a,
+                         int *lda, double *b, int *ldb, double *beta, double *c, int *ldc) noexcept nogil
+
+cdef sgemm_t _sgemm = NULL
+cdef dgemm_t _dgemm = NULL
+
+
+def set_blas(sgemm_capsule, dgemm_capsule):
+    """Install the BLAS ?gemm functions (PyCapsules from scipy.linalg.cython_blas.__pyx_capi__)."""
+    global _sgemm, _dgemm
+    _sgemm = <sgemm_t>PyCapsule_GetPointer(sgemm_capsule, PyCapsule_GetName(sgemm_capsule))
+    _dgemm = <dgemm_t>PyCapsule_GetPointer(dgemm_capsule, PyCapsule_GetName(dgemm_capsule))
+
+
+def blas_ready():
+    """True once set_blas has installed a GEMM."""
+    return _sgemm != NULL and _dgemm != NULL
+
+
+cdef inline void _gemm(char ta, char tb, int m, int n, int k, floating alpha, const floating *a,
+                       int lda, const floating *b, int ldb, floating beta, floating *c,
+                       int ldc) noexcept nogil:
+    # row-major C (m x n) = alpha op(A) op(B) + beta C, as the column-major GEMM of the
+    # transposes: C^T = op(B)^T op(A)^T (a row-major matrix is its transpose in column-major)
+    if floating is float:
+        _sgemm(&tb, &ta, &n, &m, &k, &alpha, <float *>b, &ldb, <float *>a, &lda, &beta, c, &ldc)
+    else:
+        _dgemm(&tb, &ta, &n, &m, &k, &alpha, <double *>b, &ldb, <double *>a, &lda, &beta, c, &ldc)
+
+
+def conv_forward_images(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                        const floating[::1] bias, floating[:, :, ::1] out, floating[:, ::1] ws,
+                        int groups, int sh, int sw, int ph, int pw, int dh, int dw, int ho,
+                        int wo):
+    """out (N, F, HO*WO) = conv(x (N, C, H, W), w (F, C/G, KH, KW)) + bias (F,; or None),
+    one image per iteration (the bias is added while the image's output is in cache).
+
+    ws: (threads, C*KH*KW*HO*WO) workspace, one row per OpenMP thread (its row count is the
+    number of threads used). Needs set_blas first."""
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int F = w.shape[0], Cg = w.shape[1], KH = w.shape[2], KW = w.shape[3]
+    cdef int G = groups, Fg = F // groups, Kg = Cg * KH * KW, P = ho * wo
+    cdef int nt = ws.shape[0]
+    cdef Py_ssize_t n, c, g
+    cdef int tid
+    cdef floating *cols
+    cdef const floating *xp = &x[0, 0, 0, 0]
+    cdef const floating *wp = &w[0, 0, 0, 0]
+    cdef floating *op = &out[0, 0, 0]
+    cdef floating *wsp = &ws[0, 0]
+    cdef Py_ssize_t wstride = ws.shape[1]
+    cdef Py_ssize_t f, q
+    cdef floating bf
+    cdef floating *orow
+    cdef const floating *bp = NULL
+    if bias is not None:
+        bp = &bias[0]
+    with nogil:
+        for n in prange(N, num_threads=nt, schedule="dynamic"):
+            tid = threadid()
+            cols = wsp + tid * wstride
+            for c in range(C):
+                _unfold_channel(xp + (n * C + c) * H * W, cols + c * KH * KW * P, P, H, W,
+                                KH, KW, sh, sw, ph, pw, dh, dw, ho, wo)
+            for g in range(G):
+                _gemm(c'N', c'N', Fg, P, Kg, <floating>1, wp + g * Fg * Kg, Kg,
+                      cols + g * Kg * P, P, <floating>0, op + (n * F + g * Fg) * P, P)
+            if bp != NULL:
+                for f in range(F):
+                    bf = bp[f]
+                    orow = op + (n * F + f) * P
+                    for q in range(P):
+                        orow[q] = orow[q] + bf
+
+
+def conv_backward_images(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                         const floating[:, :, ::1] dout, floating[:, :, :, ::1] dx,
+                         floating[:, ::1] dw_part, floating[:, ::1] ws_cols,
+                         floating[:, ::1] ws_dcols, int groups, int sh, int sw, int ph, int pw,
+                         int dh, int dw, int ho, int wo):
+    """dx (N, C, H, W) and per-thread weight gradients dw_part (threads, F*C/G*KH*KW; summed
+    by the caller, must start zeroed) from dout (N, F, HO*WO), one image per iteration."""
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int F = w.shape[0], Cg = w.shape[1], KH = w.shape[2], KW = w.shape[3]
+    cdef int G = groups, Fg = F // groups, Kg = Cg * KH * KW, P = ho * wo
+    cdef int nt = ws_cols.shape[0]
+    cdef Py_ssize_t n, c, g
+    cdef int tid
+    cdef floating *cols
+    cdef floating *dcols
+    cdef floating *dwp
+    cdef const floating *xp = &x[0, 0, 0, 0]
+    cdef const floating *wp = &w[0, 0, 0, 0]
+    cdef const floating *dp = &dout[0, 0, 0]
+    cdef floating *dxp = &dx[0, 0, 0, 0]
+    cdef floating *cp0 = &ws_cols[0, 0]
+    cdef floating *dcp0 = &ws_dcols[0, 0]
+    cdef floating *dwp0 = &dw_part[0, 0]
+    cdef Py_ssize_t wstride = ws_cols.shape[1], dwstride = dw_part.shape[1]
+    with nogil:
+        for n in prange(N, num_threads=nt, schedule="dynamic"):
+            tid = threadid()
+            cols = cp0 + tid * wstride
+            dcols = dcp0 + tid * wstride
+            dwp = dwp0 + tid * dwstride
+            for c in range(C):
+                _unfold_channel(xp + (n * C + c) * H * W, cols + c * KH * KW * P, P, H, W,
+                                KH, KW, sh, sw, ph, pw, dh, dw, ho, wo)
+            for g in range(G):
+                # dw[g] += dout[n, g] (Fg, P) @ cols[g]^T (P, Kg)
+                _gemm(c'N', c'T', Fg, Kg, P, <floating>1, dp + (n * F + g * Fg) * P, P,
+                      cols + g * Kg * P, P, <floating>1, dwp + g * Fg * Kg, Kg)
+                # dcols[g] = w[g]^T (Kg, Fg) @ dout[n, g] (Fg, P)
+                _gemm(c'T', c'N', Kg, P, Fg, <floating>1, wp + g * Fg * Kg, Kg,
+                      dp + (n * F + g * Fg) * P, P, <floating>0, dcols + g * Kg * P, P)
+            memset(dxp + n * C * H * W, 0, C * H * W * sizeof(floating))
+            for c in range(C):
+                _fold_channel(dcols + c * KH * KW * P, P, dxp + (n * C + c) * H * W, H, W,
+                              KH, KW, sh, sw, ph, pw, dh, dw, ho, wo)

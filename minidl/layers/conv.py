@@ -115,12 +115,66 @@ class Conv:
         return np.ascontiguousarray(dx), dw, db
 
 
-class FastConv:
-    """Convolution as im2col + one GEMM per group (the BLAS does the arithmetic).
+# FastConv keeps the column matrix for backward only when it is at most this many bytes;
+# otherwise backward unfolds x again (cheap next to the GEMMs) and the cache holds just x.
+CACHE_COLS_BYTES = 8 * 2**20
+# Grouped convolutions with at most this many input channels per group run the direct kernel
+# (depthwise is 1); wider groups are GEMM-shaped enough for im2col + one GEMM per group.
+DIRECT_MAX_GROUP_CHANNELS = 8
 
-    cols = im2col(x): (N, C*KH*KW, HO*WO); per group g,
-    out[n, g] = w[g] (F/G, C/G*KH*KW) @ cols[n, g] (C/G*KH*KW, HO*WO).
-    Backward: dw = dout @ cols^T summed over images, dcols = w^T @ dout, dx = col2im(dcols).
+
+# Convolutions with at least this many output positions per image, and at least as many
+# images as threads, run the per-image path (each OpenMP thread unfolds and multiplies whole
+# images with a one-thread BLAS); smaller images batch several into one GEMM instead.
+IMAGES_MIN_POSITIONS = 1024
+
+
+def _conv_path(g):
+    """'direct', '1x1', 'images' or 'im2col': which FastConv algorithm fits this geometry."""
+    if g.G > 1 and g.C // g.G <= DIRECT_MAX_GROUP_CHANNELS and _kernels.direct_available():
+        return "direct"
+    if (g.KH, g.KW, g.sh, g.sw, g.ph, g.pw) == (1, 1, 1, 1, 0, 0):
+        return "1x1"
+    if (g.HO * g.WO >= IMAGES_MIN_POSITIONS and g.N >= _kernels.omp_max_threads()
+            and _kernels.images_available()):
+        return "images"
+    return "im2col"
+
+
+# FastConv unfolds about this many bytes of columns at a time (at least one image): a chunk
+# that stays in the CPU's cache makes im2col + GEMM markedly faster than one big column matrix
+# streamed through memory. The hard bound is minidl._kernels.get_workspace_limit().
+CHUNK_TARGET_BYTES = 8 * 2**20
+
+
+def _chunks(g, itemsize):
+    """Image ranges [n0, n1) whose column matrix fits in the chunk target and workspace bound."""
+    per_image = g.C * g.KH * g.KW * g.HO * g.WO * itemsize
+    budget = min(_kernels.get_workspace_limit(), CHUNK_TARGET_BYTES)
+    step = max(1, min(g.N, budget // max(per_image, 1)))
+    return [(n0, min(n0 + step, g.N)) for n0 in range(0, g.N, step)]
+
+
+class FastConv:
+    """Convolution through the BLAS (im2col + GEMM), or a direct kernel for thin groups.
+
+    Symbols: N images, G groups, Cg = C/G and Fg = F/G channels per group, K = Cg*KH*KW,
+    P = HO*WO, B images in one chunk of the batch.
+
+    * im2col: cols = im2col_batched(x[chunk]) (G*K, B, P); per group one GEMM
+      out[g] (Fg, B*P) = w[g] (Fg, K) @ cols[g] (K, B*P). Backward: dw[g] += dout[g] @ cols[g]^T,
+      dcols[g] = w[g]^T @ dout[g], dx = col2im(dcols). The chunk B is the largest that keeps
+      cols within CHUNK_TARGET_BYTES (cache-sized, for speed) and never above
+      ``minidl._kernels.get_workspace_limit()`` (256 MB by default), but at least one image.
+      The copies run on one OpenMP thread here: the BLAS's own threads parallelise this path.
+    * images (HO*WO >= IMAGES_MIN_POSITIONS, N >= threads, scipy's BLAS available): the same
+      GEMMs one image at a time inside an OpenMP loop over images, each thread with its own
+      column workspace and a one-thread BLAS (no thread pool competes with another).
+    * 1x1, stride 1, no pad: x itself is the column matrix; no im2col.
+    * direct (G > 1 and Cg <= DIRECT_MAX_GROUP_CHANNELS, depthwise included): the compiled
+      grouped kernel, parallel over (image, group), no GEMM.
+
+    The cache holds x and w (plus the column matrix when it is at most CACHE_COLS_BYTES).
     Same arguments, results and errors as Conv.
     """
 
@@ -128,12 +182,40 @@ class FastConv:
     def forward(x, w, b, conv_param):
         """x (N, C, H, W), w (F, C/G, KH, KW), b (F,) or None -> out (N, F, HO, WO), cache."""
         g = ConvGeometry("FastConv", x, w, b, conv_param)
-        cols = _kernels.im2col(x, *g.kernel_args())
-        G = g.G
-        K = g.C // G * g.KH * g.KW
-        # (N, G, K, P) @ (G, F/G, K)^T broadcast over N -> (N, G, F/G, P)
-        out = np.matmul(w.reshape(G, g.F // G, K), cols.reshape(g.N, G, K, -1))
-        out = out.reshape(g.out_shape)
+        x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+        G, Fg, Cg = g.G, g.F // g.G, g.C // g.G
+        path = _conv_path(g)
+        cols = None
+        if path == "direct":
+            out = _kernels.conv_direct_forward(x, w, G, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+                                               g.HO, g.WO, b=b)
+            return out, (x, w, b, conv_param, None)
+        elif path == "1x1":
+            # (G, Fg, Cg) @ (N, G, Cg, P) -> (N, G, Fg, P): one GEMM per image and group
+            out = np.matmul(w.reshape(G, Fg, Cg), x.reshape(g.N, G, Cg, -1)).reshape(g.out_shape)
+        elif path == "images":
+            out = _kernels.conv_images_forward(x, w, G, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+                                               g.HO, g.WO, b=b)
+            return out, (x, w, b, conv_param, None)
+        else:
+            out = np.empty(g.out_shape, dtype=x.dtype)
+            K = Cg * g.KH * g.KW
+            wg = w.reshape(G, Fg, K)
+            chunks = _chunks(g, x.itemsize)
+            # keep the columns for backward only when the whole batch is one small chunk
+            keep = len(chunks) == 1 and g.C * g.KH * g.KW * g.N * g.HO * g.WO * x.itemsize \
+                <= CACHE_COLS_BYTES
+            for n0, n1 in chunks:
+                B = n1 - n0
+                shape = (g.C * g.KH * g.KW, B, g.HO * g.WO)
+                buf = None if keep else _kernels.workspace("cols", shape, x.dtype)
+                # one OpenMP thread: the BLAS threads do the parallel part of this path
+                cols = _kernels.im2col_batched(x[n0:n1], *g.kernel_args(), out=buf, threads=1)
+                res = np.matmul(wg, cols.reshape(G, K, -1),
+                                out=_kernels.workspace("gemm", (G, Fg, B * g.HO * g.WO), x.dtype))
+                out[n0:n1] = res.reshape(g.F, B, g.HO, g.WO).transpose(1, 0, 2, 3)
+            if not keep:
+                cols = None
         if b is not None:
             out += b.reshape(1, -1, 1, 1)
         return out, (x, w, b, conv_param, cols)
@@ -145,12 +227,42 @@ class FastConv:
         g = ConvGeometry("FastConv", x, w, b, conv_param)
         check_shape("FastConv", "dout", dout, g.out_shape)
         check_same_dtype("FastConv", x=x, dout=dout)
-        G = g.G
-        K = g.C // G * g.KH * g.KW
-        d = dout.reshape(g.N, G, g.F // G, -1)
-        c = cols.reshape(g.N, G, K, -1)
-        dw = np.matmul(d, c.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
-        dcols = np.matmul(w.reshape(G, g.F // G, K).transpose(0, 2, 1), d)
-        dx = _kernels.col2im(dcols.reshape(g.N, G * K, -1), x.shape, *g.kernel_args())
+        dout = np.ascontiguousarray(dout)
+        G, Fg, Cg = g.G, g.F // g.G, g.C // g.G
+        path = _conv_path(g)
+        if path == "direct":
+            args = (G, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
+            dx = _kernels.conv_direct_backward_data(dout, w, x.shape, *args)
+            dw, db = _kernels.conv_direct_backward_filter(x, dout, w.shape, *args, with_db=True)
+            return dx, dw, (db if b is not None else None)
         db = dout.sum(axis=(0, 2, 3)) if b is not None else None
-        return dx, dw, db
+        if path == "images":
+            dx, dw = _kernels.conv_images_backward(x, w, dout, G, g.sh, g.sw, g.ph, g.pw,
+                                                   g.dh, g.dw)
+            return dx, dw, db
+        if path == "1x1":
+            d = dout.reshape(g.N, G, Fg, -1)
+            xr = x.reshape(g.N, G, Cg, -1)
+            dw = np.matmul(d, xr.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
+            dx = np.matmul(w.reshape(G, Fg, Cg).transpose(0, 2, 1), d).reshape(x.shape)
+            return dx, dw, db
+        K = Cg * g.KH * g.KW
+        wgT = w.reshape(G, Fg, K).transpose(0, 2, 1)
+        dw = np.zeros((G, Fg, K), dtype=x.dtype)
+        dx = np.empty(x.shape, dtype=x.dtype)
+        for n0, n1 in _chunks(g, x.itemsize):
+            B, P = n1 - n0, g.HO * g.WO
+            if cols is None or cols.shape[1] != B:
+                c = _kernels.im2col_batched(x[n0:n1], *g.kernel_args(), threads=1,
+                                            out=_kernels.workspace("cols", (G * K, B, P), x.dtype))
+            else:
+                c = cols
+            # dout chunk as (G, Fg, B*P): images side by side, like the columns
+            d = _kernels.workspace("dout", (g.F, B, P), x.dtype)
+            d[...] = dout[n0:n1].reshape(B, g.F, P).transpose(1, 0, 2)
+            d = d.reshape(G, Fg, B * P)
+            dw += np.matmul(d, c.reshape(G, K, -1).transpose(0, 2, 1))
+            dcols = np.matmul(wgT, d, out=_kernels.workspace("gemm", (G, K, B * P), x.dtype))
+            _kernels.col2im_batched(dcols.reshape(G * K, B, P), (B,) + x.shape[1:],
+                                    *g.kernel_args(), out=dx[n0:n1], threads=1)
+        return dx, dw.reshape(w.shape), db

@@ -91,12 +91,18 @@ class MaxPool:
 
 
 class FastMaxPool:
-    """Max pooling through the window unfolding kernel (im2col). Same results as MaxPool."""
+    """Max pooling with the compiled kernel (parallel over (image, channel) planes; it keeps the
+    int32 position of each window's maximum for backward), or through the window unfolding
+    (im2col) on the NumPy path. Same results as MaxPool: the first maximum wins ties."""
 
     @staticmethod
     def forward(x, pool_param):
         """x (N, C, H, W) -> out (N, C, HO, WO), cache."""
         g = PoolGeometry("FastMaxPool", x, pool_param)
+        if _kernels.direct_available():
+            # compiled kernel: window maxima and their flat positions, parallel over planes
+            out, idx = _kernels.maxpool_forward(x, g.KH, g.KW, g.sh, g.sw, g.ph, g.pw, g.HO, g.WO)
+            return out, (x.shape, x.dtype, pool_param, ("kernel", idx))
         if g.ph or g.pw:
             # pad with -inf first so that padding never wins the max
             x_in = np.pad(x, ((0, 0), (0, 0), (g.ph, g.ph), (g.pw, g.pw)), constant_values=-np.inf)
@@ -106,14 +112,16 @@ class FastMaxPool:
         cols = gp.windows(x_in)
         argmax = cols.argmax(axis=1)  # first maximum, like MaxPool
         out = np.take_along_axis(cols, argmax[:, None, :], axis=1)
-        return out.reshape(g.out_shape), (x.shape, x.dtype, pool_param, argmax)
+        return out.reshape(g.out_shape), (x.shape, x.dtype, pool_param, ("numpy", argmax))
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, C, HO, WO) -> dx (N, C, H, W)."""
-        x_shape, dtype, pool_param, argmax = cache
+        x_shape, dtype, pool_param, (path, argmax) = cache
         g = PoolGeometry("FastMaxPool", np.empty(x_shape, dtype), pool_param)
         check_shape("FastMaxPool", "dout", dout, g.out_shape)
+        if path == "kernel":
+            return _kernels.maxpool_backward(dout.astype(dtype, copy=False), argmax, x_shape)
         dcols = np.zeros((g.N * g.C, g.KH * g.KW, g.HO * g.WO), dtype=dtype)
         np.put_along_axis(dcols, argmax[:, None, :], dout.reshape(g.N * g.C, 1, -1), axis=1)
         if g.ph or g.pw:
@@ -125,12 +133,17 @@ class FastMaxPool:
 
 
 class AvgPool:
-    """Average pooling (zero padding counts in the divisor, like PyTorch's default)."""
+    """Average pooling (zero padding counts in the divisor, like PyTorch's default).
+
+    Compiled kernel when built (parallel over planes), window unfolding otherwise."""
 
     @staticmethod
     def forward(x, pool_param):
         """x (N, C, H, W) -> out (N, C, HO, WO), cache."""
         g = PoolGeometry("AvgPool", x, pool_param)
+        if _kernels.direct_available():
+            out = _kernels.avgpool_forward(x, g.KH, g.KW, g.sh, g.sw, g.ph, g.pw, g.HO, g.WO)
+            return out, (x.shape, x.dtype, pool_param)
         out = g.windows(x).mean(axis=1)
         return out.reshape(g.out_shape).astype(x.dtype, copy=False), (x.shape, x.dtype, pool_param)
 
@@ -140,6 +153,8 @@ class AvgPool:
         x_shape, dtype, pool_param = cache
         g = PoolGeometry("AvgPool", np.empty(x_shape, dtype), pool_param)
         check_shape("AvgPool", "dout", dout, g.out_shape)
+        if _kernels.direct_available():
+            return _kernels.avgpool_backward(dout.astype(dtype, copy=False), x_shape, g.KH, g.KW, g.sh, g.sw, g.ph, g.pw)
         share = dout.reshape(g.N * g.C, 1, -1) / (g.KH * g.KW)
         dcols = np.broadcast_to(share, (g.N * g.C, g.KH * g.KW, g.HO * g.WO))
         return g.fold(np.ascontiguousarray(dcols, dtype=dtype), dtype)
