@@ -37,10 +37,11 @@ Checkpoints are pickles (as the course's): load only checkpoints you trust.
 import math
 import os
 import pickle
-import tempfile
 import time
 
 import numpy as np
+
+from ._io import atomic_open
 
 __all__ = ["Solver", "CheckpointError", "TrainingDivergedError", "read_checkpoint",
            "CHECKPOINT_FORMAT"]
@@ -122,25 +123,9 @@ def read_checkpoint(path):
 
 
 def _write_atomically(path, obj):
-    """Pickle obj to path through a temporary file in the same directory and os.replace:
-    a crash or a full disk leaves either the old file or the new one, never half of one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_ckpt_", dir=directory)
-    try:
-        # mkstemp makes the file private (0600); give it the mode open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Pickle obj to path atomically (see minidl._io.atomic_open)."""
+    with atomic_open(path) as f:
+        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class Solver:

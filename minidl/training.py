@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 
+from ._io import atomic_open
 from .cli import _positive_float, _positive_int  # the command line's argument types
 from .solver import Solver, TrainingDivergedError, read_checkpoint
 
@@ -251,15 +252,8 @@ def save_curves(solver, path, title=None):
         fig.suptitle(title)
     fig.tight_layout()
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".tmp_{os.getpid()}_{os.path.basename(path)}")
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_open(path) as f:
+        fig.savefig(f, format="png")
     return path
 
 

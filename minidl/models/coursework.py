@@ -18,12 +18,11 @@ gradient checks); ``seed`` (every model) makes the weight initialisation reprodu
 ``device`` is accepted and must be 'cpu'; save/load use a NumPy .npz file.
 """
 import json
-import os
-import tempfile
 
 import numpy as np
 
 from .._config import get_default_dtype
+from .._io import atomic_open
 from ..layers.dropout import Dropout
 from ..layers.linear import Linear, Linear_ReLU, ReLU
 from ..layers.norm import BatchNorm, LayerNorm
@@ -136,17 +135,8 @@ class _CourseworkModel:
                 "attrs": {a: getattr(self, a) for a in self._saved_attrs},
                 "bn_params": bn_meta}
         arrays["meta"] = np.array(json.dumps(meta))
-        # Temporary file + rename: a failed write never replaces a good file.
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp_model_", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_open(path) as f:  # a failed write never replaces a good file
+            np.savez(f, **arrays)
         print("Saved in {}".format(path))
 
     def load(self, path, dtype=None, device="cpu"):

@@ -24,8 +24,6 @@ Parameters are declared with a shape and an initialiser and drawn only when firs
 A module instance may appear only once in a model: it keeps the cache of its last forward.
 """
 import json
-import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 from collections.abc import MutableMapping
@@ -33,6 +31,7 @@ from collections.abc import MutableMapping
 import numpy as np
 
 from .._config import get_default_dtype
+from .._io import atomic_open
 from . import init as _init
 
 _META_KEY = "__minidl_meta__"
@@ -403,16 +402,8 @@ class Module:
         meta = {"format": "minidl.nn.state/1", "class": type(self).__name__,
                 "dtype": np.dtype(self.dtype).name}
         arrays[_META_KEY] = np.array(json.dumps(meta))
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp_state_", suffix=".npz", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_open(path) as f:
+            np.savez(f, **arrays)
         return path
 
     def load(self, path, strict=True):
