@@ -16,7 +16,10 @@ def kernels_info():
 
     Returns a dict: 'compiled' (the Cython kernels are built and imported), 'active' (they
     are used: compiled and not switched off), 'openmp' (built with OpenMP), 'path' (a short
-    description), 'num_threads', and 'blas' (libraries found by threadpoolctl).
+    description), 'direct_kernels' (grouped/depthwise conv, pooling and batch-norm kernels),
+    'per_image_gemm' (FastConv's per-image path, which needs SciPy's BLAS), 'num_threads',
+    'parallel_min_work' (smaller kernel calls run on one thread) and 'blas' (libraries found
+    by threadpoolctl).
     """
     compiled = _kernels.compiled_available()
     active = _kernels.use_compiled()
@@ -29,7 +32,10 @@ def kernels_info():
         "active": active,
         "openmp": _kernels.openmp_enabled(),
         "path": path,
+        "direct_kernels": _kernels.direct_available(),
+        "per_image_gemm": _kernels.images_available(),
         "num_threads": get_num_threads(),
+        "parallel_min_work": _kernels.get_parallel_min_work(),
         "blas": blas_info(),
     }
 

@@ -259,3 +259,29 @@ def test_layernorm_rejects_wrong_shapes():
         LayerNorm.forward(x, gamma, beta[:2], {})
     with pytest.raises(ValueError, match=r"LayerNorm: x must be 2-D"):
         LayerNorm.forward(x[None], gamma, beta, {})
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_spatial_batchnorm_compiled_path_matches_numpy_path(dtype, tol):
+    """SpatialBatchNorm's training mode runs the compiled kernel when built; same numbers."""
+    from minidl import _kernels
+
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((4, 3, 5, 6)) * 3 + 7).astype(dtype)
+    gamma = rng.standard_normal(3).astype(dtype)
+    beta = rng.standard_normal(3).astype(dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    results = []
+    try:
+        for compiled in (True, False):
+            _kernels.use_compiled(compiled)
+            bn_param = {"mode": "train", "momentum": 0.8}
+            out, cache = SpatialBatchNorm.forward(x, gamma, beta, bn_param)
+            assert cache.fused == (compiled and _kernels.compiled_available())
+            results.append((out,) + SpatialBatchNorm.backward(dout, cache)
+                           + (bn_param["running_mean"], bn_param["running_var"]))
+    finally:
+        _kernels.use_compiled(True)
+    for a, b in zip(*results):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)

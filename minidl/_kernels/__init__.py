@@ -10,13 +10,19 @@ What is here:
 
 * ``im2col`` / ``col2im`` (per-image column layout) and ``im2col_batched`` /
   ``col2im_batched`` (images side by side, for one GEMM over a chunk of the batch);
+* ``conv_images_forward`` / ``conv_images_backward``: im2col + GEMM one image per OpenMP
+  thread, each calling the BLAS single-threaded (the BLAS behind scipy.linalg.cython_blas,
+  found at run time; ``images_available()`` says whether it was), so that the OpenMP pool and
+  the BLAS pool never compete for the cores;
 * ``conv_direct_forward`` / ``conv_direct_backward_data`` / ``conv_direct_backward_filter``:
   grouped and depthwise convolution without im2col (vectorised loops over output rows);
 * ``maxpool_forward`` / ``maxpool_backward`` / ``avgpool_forward`` / ``avgpool_backward``;
 * ``batchnorm_forward_train`` / ``batchnorm_backward``: spatial batch norm in two passes each;
 * the im2col workspace bound: ``set_workspace_limit(nbytes)`` / ``get_workspace_limit()``
   (default 256 MB, or MINIDL_WORKSPACE_MB at import). FastConv processes the batch in chunks
-  whose column matrix fits in it.
+  whose column matrix fits in it (and, for speed, in ``minidl.layers.conv.CHUNK_TARGET_BYTES``);
+  ``workspace(name, shape, dtype)`` hands out the reusable scratch arrays it unfolds into,
+  ``release_workspaces()`` frees them.
 
 ``direct_available()`` says whether the direct kernels (everything but im2col/col2im) are
 built; the layers fall back to NumPy formulas when they are not.
@@ -156,6 +162,32 @@ def set_omp_threads(n):
     """Set the OpenMP thread count of the kernels' runtime (a no-op without OpenMP)."""
     if openmp_enabled():
         _compiled_im2col.set_omp_threads(n)
+
+
+PARALLEL_MIN_WORK = 131072
+_parallel_min_work = PARALLEL_MIN_WORK
+
+
+def set_parallel_min_work(n):
+    """Run kernel loops with less work than n (multiply-adds or elements) on one thread.
+
+    Waking a team of OpenMP threads costs microseconds on a quiet machine and milliseconds
+    on a busy one, more than a small layer takes in all, so small calls stay serial. The
+    default is PARALLEL_MIN_WORK; 0 makes every loop parallel (the tests use it to exercise
+    the threaded code on small shapes).
+    """
+    global _parallel_min_work
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"set_parallel_min_work: n must be a non-negative integer, got {n!r}")
+    _parallel_min_work = int(n)
+    for mod in (_compiled_im2col, _compiled_direct):
+        if mod is not None:
+            mod.set_parallel_min_work(int(n))
+
+
+def get_parallel_min_work():
+    """The threshold set by set_parallel_min_work."""
+    return _parallel_min_work
 
 
 # ---------------------------------------------------------------------------- checks
@@ -322,8 +354,11 @@ def images_available():
     return not _force_numpy and bool(_images_blas())
 
 
-def _images_threads(n_img, per_image_bytes):
-    """Threads for the per-image loop: at most one per image, workspaces within the bound."""
+def _images_threads(n_img, per_image_bytes, work):
+    """Threads for the per-image loop: at most one per image, workspaces within the bound,
+    and one when the whole call is too small to be worth waking the others (work in MACs)."""
+    if work < _parallel_min_work:
+        return 1
     return max(1, min(n_img, omp_max_threads(), get_workspace_limit() // max(per_image_bytes, 1)))
 
 
@@ -357,7 +392,7 @@ def conv_images_forward(x, w, groups, sh, sw, ph, pw, dh, dw, ho, wo, b=None):
             raise ValueError(f"conv_images_forward: b {b.shape} must have {w.shape[0]} values")
     n, c = x.shape[:2]
     k = c * w.shape[2] * w.shape[3]
-    nt = _images_threads(n, k * ho * wo * x.itemsize)
+    nt = _images_threads(n, k * ho * wo * x.itemsize, n * w.shape[0] * k // groups * ho * wo)
     ws = workspace("images_cols", (nt, k * ho * wo), x.dtype)
     out = np.empty((n, w.shape[0], ho * wo), dtype=x.dtype)
     if out.size:
@@ -382,7 +417,7 @@ def conv_images_backward(x, w, dout, groups, sh, sw, ph, pw, dh, dw):
         raise ValueError(f"{fn}: dout {dout.shape} does not fit x {x.shape} and w {w.shape}")
     _conv_dims(fn, x.shape, w.shape, groups, sh, sw, ph, pw, dh, dw, ho, wo)
     k = c * w.shape[2] * w.shape[3]
-    nt = _images_threads(n, 2 * k * ho * wo * x.itemsize)
+    nt = _images_threads(n, 2 * k * ho * wo * x.itemsize, n * f * k // groups * ho * wo)
     ws_cols = workspace("images_cols", (nt, k * ho * wo), x.dtype)
     ws_dcols = workspace("images_dcols", (nt, k * ho * wo), x.dtype)
     dw_part = np.zeros((nt, w.size), dtype=x.dtype)
@@ -607,7 +642,8 @@ def batchnorm_backward(dout, x, mean, var, gamma, eps):
     """Gradient of batchnorm_forward_train: -> dx (x's shape), dgamma (C,), dbeta (C,).
 
     Two passes per channel: sum(dout) and sum(dout * (x - mean)), then
-    dx = gamma * istd * (dout - mean(dout) - xhat * mean(dout * xhat)), folded to a*dout + b*x + c.
+    dx = gamma * istd * (dout - mean(dout) - xhat * mean(dout * xhat)), folded to
+    a*dout + b*(x - mean) + c.
     dgamma and dbeta come back in x's dtype.
     """
     fn = "batchnorm_backward"

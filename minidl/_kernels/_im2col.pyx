@@ -39,13 +39,32 @@ def set_omp_threads(int n):
     minidl_omp_set_threads(n)
 
 
+
+# Below this many elements copied a loop runs on the calling thread: waking a team of OpenMP
+# threads costs microseconds on a quiet machine and milliseconds on a busy one.
+cdef long _min_parallel_work = 131072
+
+
+def set_parallel_min_work(long n):
+    """Loops with less work than n run serially (0: always parallel, for tests)."""
+    global _min_parallel_work
+    _min_parallel_work = n
+
+
+def parallel_min_work():
+    """The current threshold of set_parallel_min_work."""
+    return _min_parallel_work
+
+
+cdef inline int _default_threads(long work) noexcept nogil:
+    return minidl_omp_max_threads() if work >= _min_parallel_work else 1
 def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
            int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
            int ho, int wo, int nthreads=0):
     """Fill cols (N, C*KH*KW, HO*WO) from x (N, C, H, W). nthreads 0: the OpenMP default."""
     cdef Py_ssize_t n_img = x.shape[0], n_ch = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
-    cdef int nt = nthreads if nthreads > 0 else minidl_omp_max_threads()
+    cdef int nt = nthreads if nthreads > 0 else _default_threads(<long>n_img * n_ch * kh * kw * P)
     cdef const floating *xp = &x[0, 0, 0, 0]
     cdef floating *cp = &cols[0, 0, 0]
     with nogil:
@@ -62,7 +81,7 @@ def im2col_batched(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
     """Fill cols (C*KH*KW, N, HO*WO) from x (N, C, H, W)."""
     cdef Py_ssize_t n_img = x.shape[0], n_ch = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
-    cdef int nt = nthreads if nthreads > 0 else minidl_omp_max_threads()
+    cdef int nt = nthreads if nthreads > 0 else _default_threads(<long>n_img * n_ch * kh * kw * P)
     cdef const floating *xp = &x[0, 0, 0, 0]
     cdef floating *cp = &cols[0, 0, 0]
     with nogil:
@@ -79,7 +98,7 @@ def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] dx,
     """Scatter-add cols (N, C*KH*KW, HO*WO) into dx (N, C, H, W), which must start zeroed."""
     cdef Py_ssize_t n_img = dx.shape[0], n_ch = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
     cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
-    cdef int nt = nthreads if nthreads > 0 else minidl_omp_max_threads()
+    cdef int nt = nthreads if nthreads > 0 else _default_threads(<long>n_img * n_ch * kh * kw * P)
     cdef const floating *cp = &cols[0, 0, 0]
     cdef floating *xp = &dx[0, 0, 0, 0]
     with nogil:
@@ -96,7 +115,7 @@ def col2im_batched(const floating[:, :, ::1] cols, floating[:, :, :, ::1] dx,
     """Scatter-add cols (C*KH*KW, N, HO*WO) into dx (N, C, H, W), which must start zeroed."""
     cdef Py_ssize_t n_img = dx.shape[0], n_ch = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
     cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
-    cdef int nt = nthreads if nthreads > 0 else minidl_omp_max_threads()
+    cdef int nt = nthreads if nthreads > 0 else _default_threads(<long>n_img * n_ch * kh * kw * P)
     cdef const floating *cp = &cols[0, 0, 0]
     cdef floating *xp = &dx[0, 0, 0, 0]
     with nogil:

@@ -23,6 +23,7 @@ always uses the biased one). 'test' mode normalises with the running statistics 
 """
 import numpy as np
 
+from .. import _kernels
 from ._checks import check_array, check_same_dtype, check_shape, positive_int
 
 
@@ -89,10 +90,18 @@ def _check_dout(layer, dout, x_shape, dtype):
                         f"{dout.dtype} {dout.shape}; cast one of them")
 
 
+def _fused_backward(dout, c):
+    """The compiled training-mode gradient (the closed form of _standardize_backward, in two
+    passes over memory) for a cache made by the compiled forward."""
+    return _kernels.batchnorm_backward(np.ascontiguousarray(dout), c.x, c.mean.reshape(-1),
+                                       c.var.reshape(-1), c.gamma, c.eps)
+
+
 class _BNCache:
     """What batch norm's backward needs (statistics kept with size-1 dims for broadcasting)."""
 
-    __slots__ = ("layer", "mode", "x", "xhat", "mean", "var", "istd", "gamma", "axes", "pshape")
+    __slots__ = ("layer", "mode", "x", "xhat", "mean", "var", "istd", "gamma", "axes", "pshape",
+                 "eps", "fused")
 
     def __init__(self, **kw):
         for k, v in kw.items():
@@ -115,8 +124,12 @@ class BatchNorm:
         return BatchNorm._forward("BatchNorm", "bn_param", x, gamma, beta, bn_param)
 
     @staticmethod
-    def _forward(layer, params_name, x, gamma, beta, bn_param):
-        """Batch norm of x (N, C, ...) with features on axis 1: statistics over every other axis."""
+    def _forward(layer, params_name, x, gamma, beta, bn_param, fused=False):
+        """Batch norm of x (N, C, ...) with features on axis 1: statistics over every other axis.
+
+        fused=True runs training mode through the compiled kernel when it is built (the same
+        formulas in two passes over memory, without keeping xhat); backward then goes through
+        its compiled gradient (see SpatialBatchNorm.backward)."""
         C = x.shape[1]
         _check_affine(layer, x, gamma, beta, C, [(C,)])
         bn_param = _check_param_dict(layer, params_name, bn_param)
@@ -143,7 +156,14 @@ class BatchNorm:
             if M < 2:
                 raise ValueError(f"{layer}: training mode needs more than one value per feature "
                                  f"to compute batch statistics, got x {x.shape}")
-            xhat, mean, var, istd = _standardize(x, axes, eps)
+            fused = fused and _kernels.direct_available()
+            if fused:
+                out, mean64, var64 = _kernels.batchnorm_forward_train(x, gamma, beta, eps)
+                mean = mean64.astype(x.dtype).reshape(pshape)
+                var = var64.astype(x.dtype).reshape(pshape)
+                xhat, istd = None, None
+            else:
+                xhat, mean, var, istd = _standardize(x, axes, eps)
             batch_var = var.reshape(C)
             if bn_param.get("unbiased_running_var", False):
                 batch_var = batch_var * (M / (M - 1))
@@ -153,13 +173,15 @@ class BatchNorm:
             bn_param["running_var"] = (momentum * rv + (1 - momentum) * batch_var
                                        ).astype(rv.dtype, copy=False)
         else:
+            fused = False
             mean = running["running_mean"].astype(x.dtype, copy=False).reshape(pshape)
             var = running["running_var"].astype(x.dtype, copy=False).reshape(pshape)
             istd = 1.0 / np.sqrt(var + eps)
             xhat = (x - mean) * istd
-        out = xhat * gamma.reshape(pshape) + beta.reshape(pshape)
+        if not fused:
+            out = xhat * gamma.reshape(pshape) + beta.reshape(pshape)
         cache = _BNCache(layer=layer, mode=mode, x=x, xhat=xhat, mean=mean, var=var, istd=istd,
-                         gamma=gamma, axes=axes, pshape=pshape)
+                         gamma=gamma, axes=axes, pshape=pshape, eps=eps, fused=fused)
         return out, cache
 
     @staticmethod
@@ -168,6 +190,8 @@ class BatchNorm:
         step through the computational graph mean -> centre -> var -> 1/std -> xhat."""
         c = cache
         _check_dout(c.layer, dout, c.x.shape, c.x.dtype)
+        if c.fused:
+            return _fused_backward(dout, c)
         dgamma, dbeta = (dout * c.xhat).sum(axis=c.axes), dout.sum(axis=c.axes)
         dxhat = dout * c.gamma.reshape(c.pshape)
         if c.mode == "test":  # running statistics are constants
@@ -188,6 +212,8 @@ class BatchNorm:
         (same result as backward, fewer passes over memory)."""
         c = cache
         _check_dout(c.layer, dout, c.x.shape, c.x.dtype)
+        if c.fused:
+            return _fused_backward(dout, c)
         dgamma, dbeta = (dout * c.xhat).sum(axis=c.axes), dout.sum(axis=c.axes)
         dxhat = dout * c.gamma.reshape(c.pshape)
         if c.mode == "test":
@@ -200,14 +226,16 @@ class SpatialBatchNorm:
 
     Shape: x (N, C, H, W), gamma (C,), beta (C,) -> out (N, C, H, W).
     bn_param as BatchNorm's, with running statistics of shape (C,). Runs BatchNorm's code
-    (features on axis 1), so there is one implementation of the math.
+    (features on axis 1), so there is one implementation of the math; in training mode the
+    compiled kernels run that same math in two passes over memory when they are built.
     """
 
     @staticmethod
     def forward(x, gamma, beta, bn_param):
         """x (N, C, H, W), gamma (C,), beta (C,), bn_param -> out (N, C, H, W), cache."""
         check_array("SpatialBatchNorm", "x", x, ndim=4)
-        return BatchNorm._forward("SpatialBatchNorm", "bn_param", x, gamma, beta, bn_param)
+        return BatchNorm._forward("SpatialBatchNorm", "bn_param", x, gamma, beta, bn_param,
+                                  fused=True)
 
     @staticmethod
     def backward(dout, cache):

@@ -1,0 +1,58 @@
+/* Hot loops of minidl's direct kernels, written in C so that the compiler vectorises them.
+
+   Included by the .pyx files; ``_simd_impl.h`` is instantiated twice, for float (suffix _f)
+   and double (suffix _d). Every function works on one (image, group) or one (image, channel)
+   plane and is called from a Cython prange loop, so none of them starts threads or calls the
+   BLAS. The callers validate all sizes in Python first; these functions trust them.
+
+   MINIDL_CLONES asks GCC (x86-64 Linux) for AVX2/FMA and AVX-512 clones of a function plus a
+   baseline one, picked once at load time from the CPU: the build itself stays portable
+   (no -march=native) and still runs the wide vectors where the machine has them. */
+#ifndef MINIDL_SIMD_H
+#define MINIDL_SIMD_H
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(MINIDL_NO_CLONES)
+#define MINIDL_CLONES __attribute__((target_clones("arch=haswell", "arch=skylake-avx512", "default")))
+#else
+#define MINIDL_CLONES
+#endif
+
+/* Reductions vectorise only when the compiler may reorder the sum: OpenMP's simd pragma
+   says so for that one loop (no -ffast-math anywhere). */
+#if defined(_OPENMP)
+#define MINIDL_OMP_SIMD_S _Pragma("omp simd reduction(+:s)")
+#define MINIDL_OMP_SIMD_S2 _Pragma("omp simd reduction(+:s,s2)")
+#else
+#define MINIDL_OMP_SIMD_S
+#define MINIDL_OMP_SIMD_S2
+#endif
+
+/* 32-byte vectors through GCC/clang vector extensions (register-blocked 3x3 micro-kernels);
+   other compilers keep the plain loops. */
+#if defined(__GNUC__) && !defined(MINIDL_NO_VECTOR_EXT)
+#define MINIDL_VEC 1
+typedef float minidl_vf __attribute__((vector_size(32)));
+typedef double minidl_vd __attribute__((vector_size(32)));
+#endif
+
+#define T float
+#define VT minidl_vf
+#define FN(name) name##_f
+#include "_simd_impl.h"
+#undef T
+#undef VT
+#undef FN
+
+#define T double
+#define VT minidl_vd
+#define FN(name) name##_d
+#include "_simd_impl.h"
+#undef T
+#undef VT
+#undef FN
+
+#endif
