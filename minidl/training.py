@@ -502,9 +502,10 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int,
                         help=f"seed for the weights, minibatches and augmentation "
                         f"(default: {d['seed']})")
-    parser.add_argument("--threads", type=_positive_int, default=1,
-                        help="threads for kernels and BLAS (default: 1; small tensors gain "
-                        "nothing from more)")
+    parser.add_argument("--threads", type=_positive_int,
+                        help="threads for kernels and BLAS (default: 1 for the 8x8 digits, "
+                        "whose small tensors only lose from more; for cifar10 "
+                        "MINIDL_NUM_THREADS or all cores)")
     parser.add_argument("--out", metavar="DIR",
                         help="folder for the checkpoint and the curves (default: "
                         "runs/MODEL-DATA; with --resume, the checkpoint's folder)")
@@ -543,7 +544,10 @@ def run(args):
     import minidl
 
     previous_threads = minidl.get_num_threads()
-    minidl.set_num_threads(args.threads)
+    threads = args.threads
+    if threads is None:
+        threads = 1 if args.data in (None, "digits") else previous_threads
+    minidl.set_num_threads(threads)
     try:
         return _train(args)
     finally:  # main() may be called in-process (tests, notebooks): leave no trace
