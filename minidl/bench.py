@@ -14,11 +14,9 @@ OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow NumPy's BLAS where they are set: bench
 unset in that command only (env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...); the JSON records
 them and the BLAS kernel threadpoolctl reports.
 """
-import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,6 +26,7 @@ import numpy as np
 
 import minidl
 from minidl import _kernels
+from minidl._cli_args import ArgumentParser, positive_int
 from minidl.layers import AvgPool, Conv, FastConv, FastMaxPool, MaxPool  # noqa: F401
 
 try:
@@ -490,11 +489,21 @@ def chart(results, path):
     return True
 
 
+BENCH_EXAMPLES = """examples:
+  minidl bench --quick                   a few representative rows (a minute or two)
+  minidl bench --rows depthwise grouped  only the rows whose names contain these words
+  minidl bench --threads 1 2 --reps 7    the full table, as in benchmarks/RESULTS.md
+"""
+
+
 def main(argv=None):
     """Entry point of ``minidl bench`` and ``benchmarks/bench_kernels.py``."""
-    ap = argparse.ArgumentParser(prog="minidl bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--reps", type=int, default=7, help="timed rounds per variant (median; >= 5)")
+    ap = ArgumentParser(prog="minidl bench", description=__doc__.split("\n\n")[0],
+                        epilog=BENCH_EXAMPLES)
+    ap.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2],
+                    help="thread counts to time, each in turn (default: 1 2)")
+    ap.add_argument("--reps", type=positive_int, default=7,
+                    help="timed rounds per variant (median; default 7)")
     ap.add_argument("--quick", action="store_true", help="a few representative rows only")
     ap.add_argument("--rows", nargs="*", help="substrings of row names to run")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")

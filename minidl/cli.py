@@ -22,6 +22,8 @@ import sys
 import time
 from collections import namedtuple
 
+from ._cli_args import ArgumentParser, positive_float, positive_int
+
 Command = namedtuple("Command", ["help", "add_arguments", "run"])
 
 
@@ -29,31 +31,10 @@ class CLIError(Exception):
     """An error to report to the user as one line (no traceback)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """ArgumentParser whose errors are one line: '<prog>: error: <message> (see --help)'."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+# The shared parser and argument types (minidl/_cli_args.py), under the names used here.
+_Parser = ArgumentParser
+_positive_int = positive_int
+_positive_float = positive_float
 
 
 # --------------------------------------------------------------------------- demo

@@ -35,7 +35,7 @@ import numpy as np
 
 from . import gradcheck as _gc
 from . import layers as L
-from .cli import _positive_int  # the command line's argument type
+from ._cli_args import positive_int as _positive_int
 
 __all__ = ["SPECS", "add_arguments", "run", "load_student_pair", "check_builtin",
            "check_student"]

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._cli_args import ArgumentParser
+
 __all__ = ["summary", "Summary", "SummaryRow", "main"]
 
 KINDS = ("conv", "linear", "pool", "norm", "act", "other")
@@ -218,7 +220,7 @@ def _parse_option(text):
 
 
 def _parser():
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="minidl summary",
         description="Print the lecture's per-layer table (shapes, memory, params, FLOPs) of a "
                     "zoo model, by shape inference only.",

@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 from ._io import atomic_open
-from .cli import _positive_float, _positive_int  # the command line's argument types
+from ._cli_args import positive_float as _positive_float, positive_int as _positive_int
 from .solver import Solver, TrainingDivergedError, read_checkpoint
 
 __all__ = ["ProgressSolver", "stop_on_interrupt", "save_curves", "build_model", "load_data",

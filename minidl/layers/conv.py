@@ -126,7 +126,12 @@ DIRECT_MAX_GROUP_CHANNELS = 8
 # Convolutions with at least this many output positions per image, and at least as many
 # images as threads, run the per-image path (each OpenMP thread unfolds and multiplies whole
 # images with a one-thread BLAS); smaller images batch several into one GEMM instead.
-IMAGES_MIN_POSITIONS = 1024
+# Measured on a 2-core AVX-512 machine: 8x8 outputs (P = 64, ResNet-20's last stage) are
+# already as fast per image at 1 thread and faster in backward, while 7x7 (P = 49, K = 2304)
+# is 1.3x slower per image. Keeping a whole network on the OpenMP pool also matters at 2
+# threads: a step that mixes this path with the NumPy-BLAS im2col path took twice as long,
+# as OpenBLAS's spinning workers and the OpenMP team contend for the cores.
+IMAGES_MIN_POSITIONS = 64
 
 
 def _conv_path(g):
