@@ -108,7 +108,7 @@ def _train_demo(args):
               f"train/val/test {n['y_train']}/{n['y_val']}/{n['y_test']}")
         print(f"model: DeepConvNet [conv3x3(16)-bn-relu-pool, conv3x3(32)-bn-relu-pool, "
               f"linear(10)], {n_params} params, float32; {minidl.kernels_info()['path']}, "
-              f"{minidl.get_num_threads()} threads")
+              f"{minidl.get_num_threads()} thread{'s' if minidl.get_num_threads() > 1 else ''}")
         print(f"training: Adam lr {args.lr:g}, lr decay 0.9/epoch, batch {args.batch_size}, "
               f"{args.epochs} epochs, seed {args.seed}")
     iters_per_epoch = max(len(data["y_train"]) // args.batch_size, 1)
