@@ -236,8 +236,8 @@ def test_norm_backward_rejects_mismatched_dout():
     with pytest.raises(ValueError, match=r"BatchNorm: dout must have shape \(4, 3\), got \(3, 4\)"):
         BatchNorm.backward_alt(np.ones((3, 4)), cache)
     _, cache = LayerNorm.forward(x, gamma, beta, {})
-    with pytest.raises(TypeError, match=r"LayerNorm: dtype mismatch: x is float64 \(4, 3\) but "
-                                        r"dout is float32"):
+    with pytest.raises(TypeError, match=r"LayerNorm: dtype mismatch: dout is float32 \(4, 3\) "
+                                        r"but the forward ran in float64"):
         LayerNorm.backward(np.ones((4, 3), np.float32), cache)
 
 

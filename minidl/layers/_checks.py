@@ -36,6 +36,15 @@ def check_shape(layer, name, a, expected):
         raise ValueError(f"{layer}: {name} must have shape {tuple(expected)}, got {a.shape}")
 
 
+def check_dout(layer, dout, shape, dtype):
+    """The upstream gradient of a backward: a float array of the output's shape and dtype."""
+    check_array(layer, "dout", dout)
+    check_shape(layer, "dout", dout, shape)
+    if dout.dtype != dtype:
+        raise TypeError(f"{layer}: dtype mismatch: dout is {dout.dtype} {dout.shape} but the "
+                        f"forward ran in {np.dtype(dtype)}; cast one of them")
+
+
 def positive_int(layer, name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")

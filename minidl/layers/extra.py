@@ -18,15 +18,9 @@ Same API as the rest of ``minidl.layers``: static ``forward(...) -> (out, cache)
 """
 import numpy as np
 
-from ._checks import check_array, check_same_dtype, check_shape, nonneg_int, pair, positive_int
+from ._checks import (check_array, check_dout, check_same_dtype, check_shape, nonneg_int, pair,
+                      positive_int)
 
-
-def _check_dout(layer, dout, shape, dtype):
-    check_array(layer, "dout", dout)
-    check_shape(layer, "dout", dout, shape)
-    if dout.dtype != dtype:
-        raise TypeError(f"{layer}: dtype mismatch: the input was {np.dtype(dtype)} but dout is "
-                        f"{dout.dtype} {dout.shape}; cast one of them")
 
 
 def _check_4d(layer, name, x):
@@ -48,7 +42,7 @@ class Flatten:
     def backward(dout, cache):
         """dout (N, D) -> dx (N, d1, ..., dk)."""
         shape, dtype = cache
-        _check_dout("Flatten", dout, (shape[0], int(np.prod(shape[1:], dtype=np.int64))), dtype)
+        check_dout("Flatten", dout, (shape[0], int(np.prod(shape[1:], dtype=np.int64))), dtype)
         return dout.reshape(shape)
 
 
@@ -68,7 +62,7 @@ class Sigmoid:
     def backward(dout, cache):
         """dout -> dx = dout * out * (1 - out)."""
         out = cache
-        _check_dout("Sigmoid", dout, out.shape, out.dtype)
+        check_dout("Sigmoid", dout, out.shape, out.dtype)
         return dout * out * (1 - out)
 
 
@@ -85,7 +79,7 @@ class ReLU6:
     def backward(dout, cache):
         """dout -> dx = dout where 0 < x < 6, else 0."""
         x = cache
-        _check_dout("ReLU6", dout, x.shape, x.dtype)
+        check_dout("ReLU6", dout, x.shape, x.dtype)
         return dout * ((x > 0) & (x < 6))
 
 
@@ -107,7 +101,7 @@ class Add:
     def backward(dout, cache):
         """dout -> (da, db): the sum passes its gradient to both inputs unchanged."""
         shape, dtype = cache
-        _check_dout("Add", dout, shape, dtype)
+        check_dout("Add", dout, shape, dtype)
         return dout, dout
 
 
@@ -134,7 +128,7 @@ class ChannelConcat:
     def backward(dout, cache):
         """dout (N, sum C_i, H, W) -> a list of dxs_i (N, C_i, H, W)."""
         sizes, shape0, dtype = cache
-        _check_dout("ChannelConcat", dout, (shape0[0], sum(sizes)) + shape0[2:], dtype)
+        check_dout("ChannelConcat", dout, (shape0[0], sum(sizes)) + shape0[2:], dtype)
         bounds = np.cumsum([0] + sizes)
         return [np.ascontiguousarray(dout[:, a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -157,7 +151,7 @@ class ChannelSlice:
     def backward(dout, cache):
         """dout (N, stop - start, H, W) -> dx (N, C, H, W), zero outside the slice."""
         shape, dtype, start, stop = cache
-        _check_dout("ChannelSlice", dout, (shape[0], stop - start) + shape[2:], dtype)
+        check_dout("ChannelSlice", dout, (shape[0], stop - start) + shape[2:], dtype)
         dx = np.zeros(shape, dtype=dtype)
         dx[:, start:stop] = dout
         return dx
@@ -184,7 +178,7 @@ class ChannelShuffle:
     def backward(dout, cache):
         """dout (N, C, H, W) -> dx: the inverse permutation (a shuffle with C/G groups)."""
         shape, dtype, g = cache
-        _check_dout("ChannelShuffle", dout, shape, dtype)
+        check_dout("ChannelShuffle", dout, shape, dtype)
         n, c, h, w = shape
         return dout.reshape(n, c // g, g, h, w).transpose(0, 2, 1, 3, 4).reshape(shape)
 
@@ -208,7 +202,7 @@ class ChannelScale:
     def backward(dout, cache):
         """dout (N, C, H, W) -> dx = dout * s, ds = sum over H, W of dout * x."""
         x, s = cache
-        _check_dout("ChannelScale", dout, x.shape, x.dtype)
+        check_dout("ChannelScale", dout, x.shape, x.dtype)
         return dout * s, (dout * x).sum(axis=(2, 3), keepdims=True)
 
 
@@ -234,7 +228,7 @@ class Pad:
         """dout (N, C, H + t + b, W + l + r) -> dx (N, C, H, W): the interior."""
         shape, dtype, (t, b, l, r) = cache
         n, c, h, w = shape
-        _check_dout("Pad", dout, (n, c, h + t + b, w + l + r), dtype)
+        check_dout("Pad", dout, (n, c, h + t + b, w + l + r), dtype)
         return np.ascontiguousarray(dout[:, :, t:t + h, l:l + w])
 
 
@@ -253,7 +247,7 @@ class Subsample:
         """dout -> dx (N, C, H, W), zero at the rows and columns that were dropped."""
         shape, dtype, sh, sw = cache
         n, c, h, w = shape
-        _check_dout("Subsample", dout, (n, c, -(-h // sh), -(-w // sw)), dtype)
+        check_dout("Subsample", dout, (n, c, -(-h // sh), -(-w // sw)), dtype)
         dx = np.zeros(shape, dtype=dtype)
         dx[:, :, ::sh, ::sw] = dout
         return dx
@@ -275,7 +269,7 @@ class ChannelPad:
         """dout (N, before + C + after, H, W) -> dx (N, C, H, W)."""
         shape, dtype, a = cache
         check_array("ChannelPad", "dout", dout, ndim=4)
-        _check_dout("ChannelPad", dout, (shape[0], dout.shape[1]) + shape[2:], dtype)
+        check_dout("ChannelPad", dout, (shape[0], dout.shape[1]) + shape[2:], dtype)
         return np.ascontiguousarray(dout[:, a:a + shape[1]])
 
 
@@ -309,7 +303,7 @@ class AdaptiveAvgPool:
     def backward(dout, cache):
         """dout (N, C, HO, WO) -> dx (N, C, H, W): each bin's gradient shared equally."""
         shape, dtype, rows, cols = cache
-        _check_dout("AdaptiveAvgPool", dout, shape[:2] + (len(rows), len(cols)), dtype)
+        check_dout("AdaptiveAvgPool", dout, shape[:2] + (len(rows), len(cols)), dtype)
         dx = np.zeros(shape, dtype=dtype)
         for i, (r0, r1) in enumerate(rows):
             for j, (c0, c1) in enumerate(cols):

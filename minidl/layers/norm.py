@@ -24,7 +24,7 @@ always uses the biased one). 'test' mode normalises with the running statistics 
 import numpy as np
 
 from .. import _kernels
-from ._checks import check_array, check_same_dtype, check_shape, positive_int
+from ._checks import check_array, check_dout, check_same_dtype, check_shape, positive_int
 
 
 def _standardize(x, axes, eps):
@@ -80,14 +80,6 @@ def _check_affine(layer, x, gamma, beta, C, allowed_shapes):
             raise ValueError(f"{layer}: {name} must have shape {shapes} for x {x.shape} "
                              f"({C} features), got {a.shape}")
     check_same_dtype(layer, x=x, gamma=gamma, beta=beta)
-
-
-def _check_dout(layer, dout, x_shape, dtype):
-    check_array(layer, "dout", dout)
-    check_shape(layer, "dout", dout, x_shape)
-    if dout.dtype != dtype:
-        raise TypeError(f"{layer}: dtype mismatch: x is {dtype} {x_shape} but dout is "
-                        f"{dout.dtype} {dout.shape}; cast one of them")
 
 
 def _fused_backward(dout, c):
@@ -189,7 +181,7 @@ class BatchNorm:
         """dout (N, D) -> dx (N, D), dgamma (D,), dbeta (D,), by backpropagating step by
         step through the computational graph mean -> centre -> var -> 1/std -> xhat."""
         c = cache
-        _check_dout(c.layer, dout, c.x.shape, c.x.dtype)
+        check_dout(c.layer, dout, c.x.shape, c.x.dtype)
         if c.fused:
             return _fused_backward(dout, c)
         dgamma, dbeta = (dout * c.xhat).sum(axis=c.axes), dout.sum(axis=c.axes)
@@ -211,7 +203,7 @@ class BatchNorm:
         """dout (N, D) -> dx, dgamma, dbeta with the simplified closed form of dx
         (same result as backward, fewer passes over memory)."""
         c = cache
-        _check_dout(c.layer, dout, c.x.shape, c.x.dtype)
+        check_dout(c.layer, dout, c.x.shape, c.x.dtype)
         if c.fused:
             return _fused_backward(dout, c)
         dgamma, dbeta = (dout * c.xhat).sum(axis=c.axes), dout.sum(axis=c.axes)
@@ -266,7 +258,7 @@ class LayerNorm:
     def backward(dout, cache):
         """dout (N, D) -> dx (N, D), dgamma (D,), dbeta (D,)."""
         x_shape, dtype, xhat, istd, gamma = cache
-        _check_dout("LayerNorm", dout, x_shape, dtype)
+        check_dout("LayerNorm", dout, x_shape, dtype)
         dgamma, dbeta = (dout * xhat).sum(axis=0), dout.sum(axis=0)
         dx = _standardize_backward(dout * gamma, xhat, istd, (1,))
         return dx, dgamma, dbeta
@@ -304,7 +296,7 @@ class SpatialGroupNorm:
     def backward(dout, cache):
         """dout (N, C, H, W) -> dx (N, C, H, W), dgamma, dbeta (shaped as gamma, beta were)."""
         dtype, xhat, istd, gamma, beta_shape, G = cache
-        _check_dout("SpatialGroupNorm", dout, xhat.shape, dtype)
+        check_dout("SpatialGroupNorm", dout, xhat.shape, dtype)
         N, C, H, W = xhat.shape
         dgamma = (dout * xhat).sum(axis=(0, 2, 3)).reshape(gamma.shape)
         dbeta = dout.sum(axis=(0, 2, 3)).reshape(beta_shape)
