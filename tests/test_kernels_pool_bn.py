@@ -186,3 +186,21 @@ def test_batchnorm_kernel_rejects_bad_shapes():
         _kernels.batchnorm_forward_train(np.zeros((2, 3, 4)), np.ones(3), np.zeros(3), 1e-5)
     with pytest.raises(TypeError, match="dtype mismatch"):
         _kernels.batchnorm_backward(x.astype(np.float32), x, np.zeros(3), np.ones(3), np.ones(3), 1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_relu_equals_the_numpy_formulas_bit_for_bit(dtype):
+    """The ReLU kernels give exactly np.maximum(x, 0) and dout * (x > 0), NaN and -0.0 included."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 5, 7, 11)).astype(dtype)
+    x.flat[:4] = [np.nan, -0.0, 0.0, np.inf]
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    out = _kernels.relu_forward(x)
+    dx = _kernels.relu_backward(dout, x)
+    assert out.dtype == dtype and dx.dtype == dtype
+    np.testing.assert_array_equal(out, np.maximum(x, 0))
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(np.maximum(x, 0)))
+    np.testing.assert_array_equal(dx, dout * (x > 0))
+    # non-contiguous input: the NumPy formulas, same results
+    xt = x.transpose(0, 1, 3, 2)
+    np.testing.assert_array_equal(_kernels.relu_forward(xt), np.maximum(xt, 0))

@@ -662,3 +662,29 @@ def batchnorm_backward(dout, x, mean, var, gamma, eps):
     dbeta = np.empty(c)
     mod.batchnorm_backward(x3, d3, mean, istd, gamma, dx.reshape(x3.shape), dgamma, dbeta)
     return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+
+
+# ---------------------------------------------------------------------------- ReLU
+
+def _relu_ready(*arrays):
+    return (direct_available() and arrays[0].dtype.type in _FLOATS
+            and all(a.dtype == arrays[0].dtype and a.flags.c_contiguous for a in arrays))
+
+
+def relu_forward(x):
+    """max(x, 0) for a float array of any shape (the result of np.maximum(x, 0)); one pass,
+    on the OpenMP threads when the kernels are built, NumPy otherwise."""
+    if not _relu_ready(x):
+        return np.maximum(x, 0)
+    out = np.empty_like(x)
+    _compiled_direct.relu_forward(x.reshape(-1), out.reshape(-1))
+    return out
+
+
+def relu_backward(dout, x):
+    """dout * (x > 0) for float arrays of one shape (NumPy's result, in one pass)."""
+    if dout.shape != x.shape or not _relu_ready(dout, x):
+        return dout * (x > 0)
+    dx = np.empty_like(dout)
+    _compiled_direct.relu_backward(dout.reshape(-1), x.reshape(-1), dx.reshape(-1))
+    return dx

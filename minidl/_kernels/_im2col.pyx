@@ -135,6 +135,9 @@ cdef inline void _unfold_channel(const floating *x, floating *cols, Py_ssize_t r
     cdef floating *out
     cdef floating *dst
     cdef const floating *src
+    if sh == 1 and sw == 1 and wo == w:
+        _unfold_channel_flat(x, cols, row_stride, h, w, kh, kw, ph, pw, dh, dw, ho)
+        return
     for i in range(kh):
         for j in range(kw):
             out = cols + (i * kw + j) * row_stride
@@ -168,6 +171,97 @@ cdef inline void _unfold_channel(const floating *x, floating *cols, Py_ssize_t r
                         dst[xo] = src[xo * sw]
                 for xo in range(x_hi, wo):
                     dst[xo] = 0
+
+
+cdef inline void _flat_range(Py_ssize_t h, Py_ssize_t w, Py_ssize_t ho, Py_ssize_t off,
+                             Py_ssize_t *q0, Py_ssize_t *q1) noexcept nogil:
+    # the output positions q in [0, ho*w) whose input position q + off lies in [0, h*w)
+    q0[0] = -off if off < 0 else 0
+    q1[0] = h * w - off
+    if q1[0] > ho * w:
+        q1[0] = ho * w
+    if q1[0] < q0[0]:
+        q1[0] = q0[0]
+
+
+cdef inline void _unfold_channel_flat(const floating *x, floating *cols, Py_ssize_t row_stride,
+                                      Py_ssize_t h, Py_ssize_t w, int kh, int kw, int ph,
+                                      int pw, int dh, int dw, int ho) noexcept nogil:
+    # Stride 1 with WO == W (same padding): the output position q = y*W + xo reads the input
+    # position q + off, off = (i*dh - ph)*W + j*dw - pw, so each kernel row (i, j) is one flat
+    # copy of the in-bounds range, after which the positions whose input column falls outside
+    # [0, W) (they read the neighbouring row, or nothing at the ends) are set to zero. Far
+    # fewer, longer loops than one short copy per output row; the same values.
+    cdef Py_ssize_t i, j, y, xo, q, q0, q1, off, x_lo, x_hi, P = ho * w
+    cdef floating *out
+    cdef const floating *src
+    for i in range(kh):
+        for j in range(kw):
+            out = cols + (i * kw + j) * row_stride
+            off = (i * dh - ph) * w + j * dw - pw
+            _flat_range(h, w, ho, off, &q0, &q1)
+            for q in range(q0):
+                out[q] = 0
+            src = x + off
+            for q in range(q0, q1):
+                out[q] = src[q]
+            for q in range(q1, P):
+                out[q] = 0
+            x_lo = pw - j * dw
+            if x_lo < 0:
+                x_lo = 0
+            if x_lo > w:
+                x_lo = w
+            x_hi = w + pw - j * dw
+            if x_hi > w:
+                x_hi = w
+            if x_hi < x_lo:
+                x_hi = x_lo
+            if x_lo > 0 or x_hi < w:
+                for y in range(ho):
+                    for xo in range(x_lo):
+                        out[y * w + xo] = 0
+                    for xo in range(x_hi, w):
+                        out[y * w + xo] = 0
+
+
+cdef inline void _fold_channel_owned(floating *cols, Py_ssize_t row_stride, floating *dx,
+                                     Py_ssize_t h, Py_ssize_t w,
+                                     int kh, int kw, int sh, int sw, int ph, int pw,
+                                     int dh, int dw, int ho, int wo) noexcept nogil:
+    # _fold_channel for a column workspace this module owns and may overwrite: with stride 1
+    # and WO == W the columns that fall outside the input are zeroed in place, and then each
+    # kernel row (i, j) adds in as one flat range (see _unfold_channel_flat).
+    cdef Py_ssize_t i, j, y, xo, q, q0, q1, off, x_lo, x_hi
+    cdef floating *src
+    cdef floating *dst
+    if not (sh == 1 and sw == 1 and wo == w):
+        _fold_channel(cols, row_stride, dx, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+        return
+    for i in range(kh):
+        for j in range(kw):
+            src = cols + (i * kw + j) * row_stride
+            off = (i * dh - ph) * w + j * dw - pw
+            x_lo = pw - j * dw
+            if x_lo < 0:
+                x_lo = 0
+            if x_lo > w:
+                x_lo = w
+            x_hi = w + pw - j * dw
+            if x_hi > w:
+                x_hi = w
+            if x_hi < x_lo:
+                x_hi = x_lo
+            if x_lo > 0 or x_hi < w:
+                for y in range(ho):
+                    for xo in range(x_lo):
+                        src[y * w + xo] = 0
+                    for xo in range(x_hi, w):
+                        src[y * w + xo] = 0
+            _flat_range(h, w, ho, off, &q0, &q1)
+            dst = dx + off
+            for q in range(q0, q1):
+                dst[q] += src[q]
 
 
 cdef inline void _fold_channel(const floating *cols, Py_ssize_t row_stride, floating *dx,
@@ -338,5 +432,5 @@ def conv_backward_images(const floating[:, :, :, ::1] x, const floating[:, :, :,
                       dp + (n * F + g * Fg) * P, P, <floating>0, dcols + g * Kg * P, P)
             memset(dxp + n * C * H * W, 0, C * H * W * sizeof(floating))
             for c in range(C):
-                _fold_channel(dcols + c * KH * KW * P, P, dxp + (n * C + c) * H * W, H, W,
-                              KH, KW, sh, sw, ph, pw, dh, dw, ho, wo)
+                _fold_channel_owned(dcols + c * KH * KW * P, P, dxp + (n * C + c) * H * W,
+                                    H, W, KH, KW, sh, sw, ph, pw, dh, dw, ho, wo)

@@ -132,6 +132,11 @@ DIRECT_MAX_GROUP_CHANNELS = 8
 # threads: a step that mixes this path with the NumPy-BLAS im2col path took twice as long,
 # as OpenBLAS's spinning workers and the OpenMP team contend for the cores.
 IMAGES_MIN_POSITIONS = 64
+# ... and at least IMAGES_MIN_POSITIONS * IMAGES_MACS_PER_POSITION multiply-adds per image:
+# below that the per-image GEMM calls cost more than they save (a 3->8 16x16 layer, 55K per
+# image, is 10% slower per image; 16->16 8x8, 147K, is 20% faster). The work floor scales
+# with the position floor, so lowering IMAGES_MIN_POSITIONS lowers both.
+IMAGES_MACS_PER_POSITION = 1024
 
 
 def _conv_path(g):
@@ -140,7 +145,10 @@ def _conv_path(g):
         return "direct"
     if (g.KH, g.KW, g.sh, g.sw, g.ph, g.pw) == (1, 1, 1, 1, 0, 0):
         return "1x1"
-    if (g.HO * g.WO >= IMAGES_MIN_POSITIONS and g.N >= _kernels.omp_max_threads()
+    positions = g.HO * g.WO
+    if (positions >= IMAGES_MIN_POSITIONS and g.N >= _kernels.omp_max_threads()
+            and g.F * (g.C // g.G) * g.KH * g.KW * positions
+            >= IMAGES_MIN_POSITIONS * IMAGES_MACS_PER_POSITION
             and _kernels.images_available()):
         return "images"
     return "im2col"
@@ -172,7 +180,8 @@ class FastConv:
       cols within CHUNK_TARGET_BYTES (cache-sized, for speed) and never above
       ``minidl._kernels.get_workspace_limit()`` (256 MB by default), but at least one image.
       The copies run on one OpenMP thread here: the BLAS's own threads parallelise this path.
-    * images (HO*WO >= IMAGES_MIN_POSITIONS, N >= threads, scipy's BLAS available): the same
+    * images (HO*WO >= IMAGES_MIN_POSITIONS, N >= threads, enough multiply-adds per image,
+      scipy's BLAS available): the same
       GEMMs one image at a time inside an OpenMP loop over images, each thread with its own
       column workspace and a one-thread BLAS (no thread pool competes with another).
     * 1x1, stride 1, no pad: x itself is the column matrix; no im2col.
