@@ -27,12 +27,7 @@ import numpy as np
 import minidl
 from minidl import _kernels
 from minidl._cli_args import ArgumentParser, positive_int
-from minidl.layers import AvgPool, Conv, FastConv, FastMaxPool, MaxPool  # noqa: F401
-
-try:
-    from minidl.layers import SpatialBatchNorm
-except ImportError:  # pragma: no cover - norm.py is a teammate's
-    SpatialBatchNorm = None
+from minidl.layers import Conv, FastConv, FastMaxPool, MaxPool, SpatialBatchNorm
 
 
 def _conv(name, x, w, stride, pad, groups=1, dense=False, small=False):
@@ -77,12 +72,16 @@ def _median_times(variants, reps, warmup=1, settle=None):
     Before each timed call the benchmark waits ``settle`` seconds (SETTLE_S): thread pools
     spin-wait for a while after their work (OpenBLAS's workers up to ~0.1 s), and on a 2-core
     machine a variant timed right after another would otherwise share the cores with the
-    previous variant's spinning threads, which penalises whichever runs second.
+    previous variant's spinning threads, which penalises whichever runs second. The order of
+    the variants rotates from round to round, so that each one follows each other equally
+    often and none pays more than its share for what the previous one left behind.
     """
     settle = SETTLE_S if settle is None else settle
     times = {k: ([], []) for k in variants}
+    names = list(variants)
     for r in range(warmup + reps):
-        for name, (setup, fwd, bwd) in variants.items():
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            setup, fwd, bwd = variants[name]
             state = setup()
             if settle:
                 _busy_wait(settle)
@@ -204,17 +203,15 @@ def _bn_variants(row, torch, naive):
     dout = rng.standard_normal(row["x"], dtype=np.float32)
     eps = 1e-5
 
-    def k_fwd(s):
-        out, mean, var = _kernels.batchnorm_forward_train(x, gamma, beta, eps)
-        return mean, var
+    def layer_fwd(s):
+        return SpatialBatchNorm.forward(x, gamma, beta, {"mode": "train", "eps": eps})[1]
 
-    v = {"minidl": (lambda: None, k_fwd,
-                    lambda s, mv: _kernels.batchnorm_backward(dout, x, mv[0], mv[1], gamma, eps))}
-    if SpatialBatchNorm is not None:
-        v["numpy"] = (lambda: None,
-                      _with_numpy_path(lambda s: SpatialBatchNorm.forward(
-                          x, gamma, beta, {"mode": "train", "eps": eps})[1]),
-                      _with_numpy_path(lambda s, cache: SpatialBatchNorm.backward(dout, cache)))
+    def layer_bwd(s, cache):
+        return SpatialBatchNorm.backward(dout, cache)
+
+    # the layer as users call it: its compiled kernels ("minidl") or its NumPy code ("numpy")
+    v = {"minidl": (lambda: None, layer_fwd, layer_bwd),
+         "numpy": (lambda: None, _with_numpy_path(layer_fwd), _with_numpy_path(layer_bwd))}
     if torch is not None:
         F = torch.nn.functional
         xt, gt, bt, dt = (torch.from_numpy(a) for a in (x, gamma, beta, dout))
