@@ -113,6 +113,78 @@ def test_depthwise_mobilenet_cases_match_naive(k, stride, mult, dtype):
         _assert_close(r, g, dtype, name)
 
 
+@st.composite
+def depthwise_cases(draw):
+    """Depthwise geometries (groups == C), odd sizes, the strides, pads and dilations of
+    MobileNet-style layers and beyond (pad larger than the kernel reach included)."""
+    c = draw(st.integers(2, 4))  # groups == C > 1: the direct path
+    mult = draw(st.integers(1, 2))
+    n = draw(st.integers(1, 3))
+    k = draw(st.sampled_from([1, 3, 5]))
+    d = draw(st.integers(1, 2))
+    p = draw(st.integers(0, 2))
+    s = draw(st.integers(1, 2))
+    lo = max(1, d * (k - 1) + 1 - 2 * p)
+    h = draw(st.integers(lo, 11))
+    w = draw(st.integers(lo, 13))
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    bias = draw(st.booleans())
+    seed = draw(st.integers(0, 2**16))
+    return dict(x_shape=(n, c, h, w), w_shape=(c * mult, 1, k, k),
+                param={"stride": s, "pad": p, "dilation": d, "groups": c, "floor_mode": True},
+                dtype=dtype, seed=seed, bias=bias)
+
+
+@pytest.mark.skipif(not _kernels.direct_available(), reason="compiled kernels not built")
+@settings(max_examples=60, deadline=None)
+@given(case=depthwise_cases())
+def test_fused_depthwise_backward_matches_naive_gradients(case):
+    x, w, b = _arrays(case, bias=case["bias"])
+    ref_out, ref_cache = Conv.forward(x, w, b, case["param"])
+    dout = np.random.default_rng(case["seed"] + 1).standard_normal(ref_out.shape).astype(case["dtype"])
+    ref = Conv.backward(dout, ref_cache)
+    assert conv_mod.DEPTHWISE_FUSED_BACKWARD
+    out, cache = FastConv.forward(x, w, b, case["param"])
+    assert conv_mod._conv_path(conv_mod.ConvGeometry("t", x, w, b, case["param"])) == "direct"
+    got = FastConv.backward(dout, cache)
+    for name, r, g in zip(("dx", "dw", "db"), ref, got):
+        if r is None:
+            assert g is None, name
+        else:
+            _assert_close(r, g, case["dtype"], f"{name} for {case}")
+
+
+@pytest.mark.skipif(not _kernels.direct_available(), reason="compiled kernels not built")
+@pytest.mark.parametrize("stride,pad,dil", [(1, 1, 1), (2, 1, 1), (1, 2, 1), (1, 2, 2), (2, 0, 2)])
+def test_fused_depthwise_backward_agrees_with_separate_kernels(stride, pad, dil, monkeypatch):
+    """The fused kernel and the separate dx / dw+db kernels compute the same gradients."""
+    rng = np.random.default_rng(stride * 100 + pad * 10 + dil)
+    x = rng.standard_normal((3, 5, 13, 11))
+    w = rng.standard_normal((5, 1, 3, 3))
+    b = rng.standard_normal(5)
+    param = {"stride": stride, "pad": pad, "dilation": dil, "groups": 5, "floor_mode": True}
+    out, cache = FastConv.forward(x, w, b, param)
+    dout = rng.standard_normal(out.shape)
+    fused = FastConv.backward(dout, cache)
+    monkeypatch.setattr(conv_mod, "DEPTHWISE_FUSED_BACKWARD", False)
+    separate = FastConv.backward(dout, cache)
+    for name, a, b_ in zip(("dx", "dw", "db"), fused, separate):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.skipif(not _kernels.direct_available(), reason="compiled kernels not built")
+def test_fused_depthwise_backward_rejects_non_depthwise_weights():
+    x = np.zeros((1, 4, 5, 5))
+    dout = np.zeros((1, 4, 5, 5))
+    with pytest.raises(ValueError, match="conv_depthwise_backward: w .* is not depthwise"):
+        _kernels.conv_depthwise_backward(x, np.zeros((4, 2, 3, 3)), dout, 1, 1, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="conv_depthwise_backward: output height 5"):
+        _kernels.conv_depthwise_backward(x, np.zeros((4, 1, 3, 3)), dout, 1, 1, 0, 1, 1, 1)
+    with pytest.raises(TypeError, match="conv_depthwise_backward: dtype mismatch"):
+        _kernels.conv_depthwise_backward(x, np.zeros((4, 1, 3, 3), np.float32), dout,
+                                         1, 1, 1, 1, 1, 1)
+
+
 @pytest.mark.parametrize("groups", [1, 2])
 def test_pointwise_conv_skips_im2col_and_matches_naive(groups, monkeypatch):
     rng = np.random.default_rng(3)

@@ -16,6 +16,7 @@ What is here:
   the BLAS pool never compete for the cores;
 * ``conv_direct_forward`` / ``conv_direct_backward_data`` / ``conv_direct_backward_filter``:
   grouped and depthwise convolution without im2col (vectorised loops over output rows);
+  ``conv_depthwise_backward``: all three depthwise gradients in one pass over dout;
 * ``maxpool_forward`` / ``maxpool_backward`` / ``avgpool_forward`` / ``avgpool_backward``;
 * ``batchnorm_forward_train`` / ``batchnorm_backward``: spatial batch norm in two passes each;
 * the im2col workspace bound: ``set_workspace_limit(nbytes)`` / ``get_workspace_limit()``
@@ -520,6 +521,43 @@ def conv_direct_backward_filter(x, dout, w_shape, groups, sh, sw, ph, pw, dh, dw
                                                          pw, dh, dw):
         raise MemoryError("conv_direct_backward_filter: could not allocate a padded buffer")
     return (dw_, db) if with_db else dw_
+
+
+def conv_depthwise_backward(x, w, dout, sh, sw, ph, pw, dh, dw, with_db=False):
+    """Depthwise backward (groups == C, w (F, 1, KH, KW), F a multiple of C) in one pass:
+    x (N, C, H, W), dout (N, F, HO, WO) -> (dx (N, C, H, W), dw (F, 1, KH, KW), db (F,) or None).
+
+    One piece per (image, channel), in parallel: each reads its dout planes from memory once
+    for all three gradients (conv_direct_backward_data + conv_direct_backward_filter read
+    them twice). The pieces write their own shares of dw/db, summed over images here, so the
+    result does not depend on the thread count.
+    """
+    fn = "conv_depthwise_backward"
+    mod = _direct()
+    x = _float_array(fn, "x", x, 4)
+    w = _float_array(fn, "w", w, 4)
+    dout = _float_array(fn, "dout", dout, 4)
+    _check_dtypes(fn, x=x, w=w, dout=dout)
+    n, c = x.shape[:2]
+    f = w.shape[0]
+    if w.shape[1] != 1 or f % c:
+        raise ValueError(f"{fn}: w {w.shape} is not depthwise for x {x.shape} (needs "
+                         f"(k*C, 1, KH, KW))")
+    if dout.shape[:2] != (n, f):
+        raise ValueError(f"{fn}: dout {dout.shape} does not fit x {x.shape} and w {w.shape}")
+    _conv_dims(fn, x.shape, w.shape, c, sh, sw, ph, pw, dh, dw, dout.shape[2], dout.shape[3])
+    dx = np.empty(x.shape, dtype=x.dtype)
+    dw_part = np.empty((n,) + w.shape[:1] + w.shape[2:], dtype=x.dtype)
+    db_part = np.empty((n, f), dtype=x.dtype) if with_db else None
+    if dx.size == 0 or dw_part.size == 0:
+        dx[...] = 0
+        return dx, np.zeros(w.shape, x.dtype), (np.zeros(f, x.dtype) if with_db else None)
+    wflip = np.ascontiguousarray(w[:, :, ::-1, ::-1])
+    if mod.depthwise_backward_fused(x, dout, w, wflip, dx, dw_part, db_part, sh, sw, ph, pw,
+                                    dh, dw):
+        raise MemoryError(f"{fn}: could not allocate a padded buffer")
+    dw_ = dw_part.sum(axis=0).reshape(w.shape)
+    return dx, dw_, (db_part.sum(axis=0) if with_db else None)
 
 
 # ---------------------------------------------------------------------------- pooling

@@ -35,6 +35,13 @@ cdef extern from "_simd.h" nogil:
     int gconv_backward_filter_d(const double *x, const double *dout, double *dwt, double *db, int n_img, long xs,
                                 long ds, int Cg, int Fg, int H, int W, int KH, int KW, int sh,
                                 int sw, int ph, int pw, int dh, int dw, int HO, int WO)
+    int dw_backward_fused_f(const float *x, const float *dout, const float *w, const float *wflip,
+                            float *dx, float *dwp, float *dbp, int Fg, int H, int W, int KH,
+                            int KW, int sh, int sw, int ph, int pw, int dh, int dw, int HO, int WO)
+    int dw_backward_fused_d(const double *x, const double *dout, const double *w,
+                            const double *wflip, double *dx, double *dwp, double *dbp, int Fg,
+                            int H, int W, int KH, int KW, int sh, int sw, int ph, int pw, int dh,
+                            int dw, int HO, int WO)
     void maxpool_forward_f(const float *x, float *out, int *idx, int H, int W, int KH, int KW,
                            int sh, int sw, int ph, int pw, int HO, int WO)
     void maxpool_forward_d(const double *x, double *out, int *idx, int H, int W, int KH, int KW,
@@ -165,6 +172,49 @@ def gconv_backward_filter(const floating[:, :, :, ::1] x, const floating[:, :, :
                 err += -gconv_backward_filter_d(xp + g * xg, dp + g * dg, wp + g * wg,
                                                 bp + g * Fg if bp != NULL else NULL, N, xs, ds,
                                                 Cg, Fg, H, W, KH, KW, sh, sw, ph, pw, dh, dw, HO, WO)
+    return err
+
+
+def depthwise_backward_fused(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dout,
+                             const floating[:, :, :, ::1] w, const floating[:, :, :, ::1] wflip,
+                             floating[:, :, :, ::1] dx, floating[:, :, :, ::1] dw_part,
+                             floating[:, ::1] db_part, int sh, int sw, int ph, int pw, int dh,
+                             int dw):
+    """Depthwise (groups == C, w (F, 1, KH, KW)) backward in one pass per (image, channel):
+    dx (N, C, H, W) written; dw_part (N, F, KH, KW) and db_part (N, F) (unless None) get each
+    image's share of dw and db (the caller sums over N: no two pieces write the same values,
+    and the result does not depend on the thread count). wflip = w[:, :, ::-1, ::-1].
+
+    Parallel over (image, channel). Returns the number of pieces that could not allocate
+    their buffers (0 on success)."""
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int F = w.shape[0], KH = w.shape[2], KW = w.shape[3]
+    cdef int HO = dout.shape[2], WO = dout.shape[3], Fg = F // C
+    cdef long xstep = <long>H * W, ostep = <long>Fg * HO * WO, kk = <long>KH * KW
+    cdef Py_ssize_t k
+    cdef int err = 0
+    cdef const floating *xp = &x[0, 0, 0, 0]
+    cdef const floating *dp = &dout[0, 0, 0, 0]
+    cdef const floating *wp = &w[0, 0, 0, 0]
+    cdef const floating *fp = &wflip[0, 0, 0, 0]
+    cdef floating *gp = &dx[0, 0, 0, 0]
+    cdef floating *pp = &dw_part[0, 0, 0, 0]
+    cdef floating *bp = NULL
+    if db_part is not None:
+        bp = &db_part[0, 0]
+    cdef bint par = <long>N * F * HO * WO * KH * KW >= _min_parallel_work
+    with nogil:
+        for k in prange(<Py_ssize_t>N * C, schedule="guided", use_threads_if=par):
+            if floating is float:
+                err += -dw_backward_fused_f(xp + k * xstep, dp + k * ostep, wp + (k % C) * Fg * kk,
+                                            fp + (k % C) * Fg * kk, gp + k * xstep,
+                                            pp + k * Fg * kk, bp + k * Fg if bp != NULL else NULL,
+                                            Fg, H, W, KH, KW, sh, sw, ph, pw, dh, dw, HO, WO)
+            else:
+                err += -dw_backward_fused_d(xp + k * xstep, dp + k * ostep, wp + (k % C) * Fg * kk,
+                                            fp + (k % C) * Fg * kk, gp + k * xstep,
+                                            pp + k * Fg * kk, bp + k * Fg if bp != NULL else NULL,
+                                            Fg, H, W, KH, KW, sh, sw, ph, pw, dh, dw, HO, WO)
     return err
 
 

@@ -7,7 +7,10 @@
 
    MINIDL_CLONES asks GCC (x86-64 Linux) for AVX2/FMA and AVX-512 clones of a function plus a
    baseline one, picked once at load time from the CPU: the build itself stays portable
-   (no -march=native) and still runs the wide vectors where the machine has them. */
+   (no -march=native) and still runs the wide vectors where the machine has them. The clones
+   are named by ISA level (x86-64-v3: AVX2+FMA, x86-64-v4: AVX-512), which GCC's resolver
+   checks by CPU features; clones named after CPU models ("arch=haswell") are picked only on
+   those exact models, and a virtual machine's CPU is often none of them. */
 #ifndef MINIDL_SIMD_H
 #define MINIDL_SIMD_H
 #include <stdlib.h>
@@ -16,7 +19,7 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && !defined(MINIDL_NO_CLONES)
-#define MINIDL_CLONES __attribute__((target_clones("arch=haswell", "arch=skylake-avx512", "default")))
+#define MINIDL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define MINIDL_CLONES
 #endif

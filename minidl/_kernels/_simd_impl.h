@@ -436,6 +436,70 @@ static int FN(gconv_backward_filter)(const T *x, const T *dout, T *dwt, T *db, i
     return 0;
 }
 
+/* Depthwise backward (C/G == 1), fused: one input channel of one image and its Fg filters.
+   dx (H, W) = input gradient, dwp (Fg, KH, KW) and dbp (Fg) (or NULL) = this plane's share of
+   the weight and bias gradients (overwritten; the caller sums the shares of all images).
+   Each dout plane is read from memory once and feeds all three gradients while it is in cache
+   (the separate kernels read it once for dx and again for dw/db). wflip is w flipped in both
+   spatial axes (for the stride-1 gather form of dx). Returns 0, or -1 on allocation failure. */
+MINIDL_CLONES
+static int FN(dw_backward_fused)(const T *x, const T *dout, const T *w, const T *wflip,
+                                 T *dx, T *dwp, T *dbp, int Fg, int H, int W, int KH, int KW,
+                                 int sh, int sw, int ph, int pw, int dh, int dw, int HO, int WO)
+{
+    const long Hp = H + 2 * ph, Wp = W + 2 * pw, P = (long)HO * WO, KK = (long)KH * KW;
+    const long qh = (long)dh * (KH - 1) - ph, qw = (long)dw * (KW - 1) - pw;
+    /* stride 1 with pad <= dilation*(K-1): dx is a convolution of dout padded by q with the
+       flipped kernel (a gather, written once); otherwise dx is scattered into a padded buffer */
+    const int gather = sh == 1 && sw == 1 && qh >= 0 && qw >= 0;
+    const long Hd = gather ? HO + 2 * qh : Hp, Wd = gather ? WO + 2 * qw : Wp;
+    T *xbuf = (T *)malloc(sizeof(T) * (size_t)Hp * Wp);
+    T *dbuf = (T *)calloc((size_t)Hd * Wd, sizeof(T));
+    T *acc = (T *)malloc(sizeof(T) * (size_t)KW * WO);
+    if (!xbuf || !dbuf || !acc) { free(xbuf); free(dbuf); free(acc); return -1; }
+    FN(pad_planes)(x, xbuf, 1, H, W, ph, pw);
+    memset(dwp, 0, sizeof(T) * (size_t)Fg * KK);
+    if (gather && Fg > 1) memset(dx, 0, sizeof(T) * (size_t)H * W);
+    for (long f = 0; f < Fg; f++) {
+        const T *d = dout + f * P;
+        if (gather) {
+            /* the border of dbuf stays zero from calloc; only its interior changes */
+            for (long y = 0; y < HO; y++)
+                memcpy(dbuf + (y + qh) * Wd + qw, d + y * WO, sizeof(T) * WO);
+#ifdef MINIDL_VEC
+            if (Fg == 1 && KH == 3 && KW == 3 && dh == 1 && dw == 1)
+                FN(dw3x3s1_plane)(dx, dbuf, wflip, H, W, Wd);
+            else
+#endif
+            {
+                if (Fg == 1) memset(dx, 0, sizeof(T) * (size_t)H * W);
+                FN(plane_taps)(dx, dbuf, wflip + f * KK, H, W, Wd, KH, KW, 1, 1, dh, dw);
+            }
+        } else {
+            FN(plane_scatter)(dbuf, d, w + f * KK, HO, WO, Wd, KH, KW, sh, sw, dh, dw);
+        }
+#ifdef MINIDL_VEC
+        if (KH == 3 && KW == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1)
+            FN(corr3x3s1_plane)(dwp + f * KK, d, xbuf, HO, WO, Wp);
+        else
+#endif
+            FN(plane_corr)(dwp + f * KK, d, xbuf, acc, HO, WO, Wp, KH, KW, sh, sw, dh, dw);
+        if (dbp) {
+            T s = 0;
+            MINIDL_OMP_SIMD_S
+            for (long k = 0; k < P; k++) s += d[k];
+            dbp[f] = s;
+        }
+    }
+    if (!gather)
+        for (long y = 0; y < H; y++)
+            memcpy(dx + y * W, dbuf + (y + ph) * Wd + pw, sizeof(T) * W);
+    free(xbuf);
+    free(dbuf);
+    free(acc);
+    return 0;
+}
+
 /* ---- pooling, one (H, W) plane at a time ---- */
 
 /* Max pooling forward: out (HO, WO) and the flat index (into the plane) of each maximum.

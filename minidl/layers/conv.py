@@ -121,6 +121,9 @@ CACHE_COLS_BYTES = 8 * 2**20
 # Grouped convolutions with at most this many input channels per group run the direct kernel
 # (depthwise is 1); wider groups are GEMM-shaped enough for im2col + one GEMM per group.
 DIRECT_MAX_GROUP_CHANNELS = 8
+# Depthwise layers (one input channel per group) take all three gradients in one pass over
+# dout (``conv_depthwise_backward``); False runs the separate dx and dw/db kernels instead.
+DEPTHWISE_FUSED_BACKWARD = True
 
 
 # Convolutions with at least this many output positions per image, and at least as many
@@ -186,7 +189,8 @@ class FastConv:
       column workspace and a one-thread BLAS (no thread pool competes with another).
     * 1x1, stride 1, no pad: x itself is the column matrix; no im2col.
     * direct (G > 1 and Cg <= DIRECT_MAX_GROUP_CHANNELS, depthwise included): the compiled
-      grouped kernel, parallel over (image, group), no GEMM.
+      grouped kernel, parallel over (image, group), no GEMM. Depthwise backward (Cg == 1)
+      computes dx, dw and db in one pass per (image, channel) plane.
 
     The cache holds x and w (plus the column matrix when it is at most CACHE_COLS_BYTES).
     Same arguments, results and errors as Conv.
@@ -244,6 +248,10 @@ class FastConv:
         dout = np.ascontiguousarray(dout)
         G, Fg, Cg = g.G, g.F // g.G, g.C // g.G
         path = _conv_path(g)
+        if path == "direct" and Cg == 1 and DEPTHWISE_FUSED_BACKWARD:
+            dx, dw, db = _kernels.conv_depthwise_backward(x, w, dout, g.sh, g.sw, g.ph, g.pw,
+                                                          g.dh, g.dw, with_db=b is not None)
+            return dx, dw, db
         if path == "direct":
             args = (G, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
             dx = _kernels.conv_direct_backward_data(dout, w, x.shape, *args)
