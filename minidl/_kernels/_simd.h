@@ -19,7 +19,11 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && !defined(MINIDL_NO_CLONES)
+#if __GNUC__ >= 12
 #define MINIDL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else  /* older GCCs know no ISA-level names here: dispatch on single features instead */
+#define MINIDL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 #else
 #define MINIDL_CLONES
 #endif
