@@ -377,20 +377,27 @@ class _SingleThreadedBlas:
             self.lib.set_num_threads(self.old)
 
 
+def _conv_inputs(fn, x, w, b, groups, sh, sw, ph, pw, dh, dw, ho, wo):
+    """The checks every convolution kernel's forward makes before entering C: float arrays
+    of one dtype, sizes that fit, a bias of one value per filter (or None)."""
+    x = _float_array(fn, "x", x, 4)
+    w = _float_array(fn, "w", w, 4)
+    _check_dtypes(fn, x=x, w=w)
+    _conv_dims(fn, x.shape, w.shape, groups, sh, sw, ph, pw, dh, dw, ho, wo)
+    if b is not None:
+        b = _float_array(fn, "b", b, 1)
+        _check_dtypes(fn, x=x, b=b)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"{fn}: b {b.shape} must have {w.shape[0]} values")
+    return x, w, b
+
+
 def conv_images_forward(x, w, groups, sh, sw, ph, pw, dh, dw, ho, wo, b=None):
     """Convolution x (N, C, H, W) * w (F, C/G, KH, KW) (+ b (F,)) -> (N, F, HO, WO) by per-image
     im2col + GEMM, the images spread over the OpenMP threads (each with a one-thread BLAS)."""
     if not images_available():
         raise RuntimeError("conv_images_forward: needs the compiled kernels and scipy's BLAS")
-    x = _float_array("conv_images_forward", "x", x, 4)
-    w = _float_array("conv_images_forward", "w", w, 4)
-    _check_dtypes("conv_images_forward", x=x, w=w)
-    _conv_dims("conv_images_forward", x.shape, w.shape, groups, sh, sw, ph, pw, dh, dw, ho, wo)
-    if b is not None:
-        b = _float_array("conv_images_forward", "b", b, 1)
-        _check_dtypes("conv_images_forward", x=x, b=b)
-        if b.shape != (w.shape[0],):
-            raise ValueError(f"conv_images_forward: b {b.shape} must have {w.shape[0]} values")
+    x, w, b = _conv_inputs("conv_images_forward", x, w, b, groups, sh, sw, ph, pw, dh, dw, ho, wo)
     n, c = x.shape[:2]
     k = c * w.shape[2] * w.shape[3]
     nt = _images_threads(n, k * ho * wo * x.itemsize, n * w.shape[0] * k // groups * ho * wo)
@@ -460,15 +467,7 @@ def conv_direct_forward(x, w, groups, sh, sw, ph, pw, dh, dw, ho, wo, b=None):
     whole output rows (vectorised). Meant for few channels per group (depthwise: C/G == 1).
     """
     mod = _direct()
-    x = _float_array("conv_direct_forward", "x", x, 4)
-    w = _float_array("conv_direct_forward", "w", w, 4)
-    _check_dtypes("conv_direct_forward", x=x, w=w)
-    _conv_dims("conv_direct_forward", x.shape, w.shape, groups, sh, sw, ph, pw, dh, dw, ho, wo)
-    if b is not None:
-        b = _float_array("conv_direct_forward", "b", b, 1)
-        _check_dtypes("conv_direct_forward", x=x, b=b)
-        if b.shape != (w.shape[0],):
-            raise ValueError(f"conv_direct_forward: b {b.shape} must have {w.shape[0]} values")
+    x, w, b = _conv_inputs("conv_direct_forward", x, w, b, groups, sh, sw, ph, pw, dh, dw, ho, wo)
     out = np.empty((x.shape[0], w.shape[0], ho, wo), dtype=x.dtype)
     if out.size and mod.gconv_forward(x, w, b, out, groups, sh, sw, ph, pw, dh, dw):
         raise MemoryError("conv_direct_forward: could not allocate a padded input buffer")
