@@ -3,6 +3,7 @@
 Course helpers, with the courses' signatures:
 
     compute_numeric_gradient(f, x, dLdf=None, h=1e-7)   EECS 498-007
+    centered_difference(f, x, idx, dLdf, h)             the same, for one element of x
     rel_error(x, y, eps=1e-10)                          EECS 498-007: max|x-y| / max(|x|+|y|)
     rel_error_max(x, y)                                 CS231n: max of elementwise |x-y|/(|x|+|y|)
     eval_numerical_gradient(f, x, verbose=True, h=1e-5)         CS231n (f returns a scalar)
@@ -29,8 +30,8 @@ import inspect
 
 import numpy as np
 
-__all__ = ["compute_numeric_gradient", "rel_error", "rel_error_max", "eval_numerical_gradient",
-           "eval_numerical_gradient_array", "check_pair", "check_layer", "GradCheckReport",
+__all__ = ["compute_numeric_gradient", "centered_difference", "rel_error", "rel_error_max",
+           "eval_numerical_gradient", "eval_numerical_gradient_array", "check_pair", "check_layer", "GradCheckReport",
            "GradResult", "check_module"]
 
 
@@ -49,16 +50,23 @@ def _numeric_gradient(f, x, dLdf, h, verbose=False):
                          f"{fx.shape}")
     grad = np.zeros_like(x)
     for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + h
-        fxph = np.array(f(x), copy=True)  # copy: f may return a buffer it reuses
-        x[idx] = old - h
-        fxmh = np.array(f(x), copy=True)
-        x[idx] = old
-        grad[idx] = np.sum((fxph - fxmh) * dLdf) / (2 * h)
+        grad[idx] = centered_difference(f, x, idx, dLdf, h)
         if verbose:
             print(idx, grad[idx])
     return grad
+
+
+def centered_difference(f, x, idx, dLdf, h):
+    """sum(dLdf * (f(x + h e_idx) - f(x - h e_idx))) / (2h): the numeric derivative along one
+    element idx of x, which is perturbed in place and restored. dLdf None means 1."""
+    old = x[idx]
+    x[idx] = old + h
+    fxph = np.array(f(x), copy=True)  # copy: f may return a buffer it reuses
+    x[idx] = old - h
+    fxmh = np.array(f(x), copy=True)
+    x[idx] = old
+    diff = fxph - fxmh
+    return np.sum(diff if dLdf is None else diff * dLdf) / (2 * h)
 
 
 def compute_numeric_gradient(f, x, dLdf=None, h=1e-7):
