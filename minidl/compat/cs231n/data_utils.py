@@ -64,9 +64,9 @@ def _missing(fn, what, searched, commands, script):
 
 
 def _home_data_dir():
-    """$MINIDL_DATA, else ~/.minidl/data (minidl.data.load_cifar10's default)."""
-    env = _os.environ.get("MINIDL_DATA") or _os.path.join("~", ".minidl", "data")
-    return _os.path.abspath(_os.path.expanduser(env))
+    """$MINIDL_DATA, else ~/.minidl/data: minidl.data.load_cifar10's default folder."""
+    (folder,), _ = _cifar10._candidate_roots(None)
+    return _os.path.abspath(_os.path.expanduser(folder))
 
 
 def _find_cifar10_folder(fn, root):
