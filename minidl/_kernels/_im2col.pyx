@@ -23,6 +23,16 @@ cdef extern from "_openmp_helpers.h":
     int minidl_omp_max_threads() nogil
     void minidl_omp_set_threads(int n) nogil
 
+cdef extern from "_checks.h" nogil:
+    void MINIDL_CHECK(bint cond)
+    int minidl_debug_checks()
+
+
+def debug_checks():
+    """True when the kernels were built with their index assertions (MINIDL_BOUNDSCHECK=1 or
+    MINIDL_SANITIZE=address; see setup.py)."""
+    return bool(minidl_debug_checks())
+
 
 def openmp_enabled():
     """True when the kernels were compiled with OpenMP."""
@@ -141,16 +151,11 @@ cdef inline void _unfold_channel(const floating *x, floating *cols, Py_ssize_t r
     for i in range(kh):
         for j in range(kw):
             out = cols + (i * kw + j) * row_stride
-            # output columns xo whose input column xo*sw - pw + j*dw lies in [0, w)
-            x_lo = _ceil_div(pw - j * dw, sw)
-            if x_lo < 0:
-                x_lo = 0
-            x_hi = _ceil_div(w + pw - j * dw, sw)
-            if x_hi > wo:
-                x_hi = wo
-            if x_hi < x_lo:
-                x_hi = x_lo
             ix0 = j * dw - pw
+            # [x_lo, x_hi): the output columns whose input column xo*sw + ix0 lies in [0, w),
+            # clamped to 0 <= x_lo <= x_hi <= wo, so the zero fills below stay inside the row
+            # even when this tap sees only padding (pad or dilation beyond the input)
+            _tap_range(ix0, sw, w, wo, &x_lo, &x_hi)
             # plain loops rather than memcpy/memset per row: rows are short (tens of values)
             # and the compiler vectorises these copies without a call per row
             for y in range(ho):
@@ -162,26 +167,60 @@ cdef inline void _unfold_channel(const floating *x, floating *cols, Py_ssize_t r
                     continue
                 for xo in range(x_lo):
                     dst[xo] = 0
-                src = x + iy * w + ix0
-                if sw == 1:
-                    for xo in range(x_lo, x_hi):
-                        dst[xo] = src[xo]
-                else:
-                    for xo in range(x_lo, x_hi):
-                        dst[xo] = src[xo * sw]
+                if x_lo < x_hi:
+                    # src[k] is input column ix0 + (x_lo + k)*sw: in [0, w) for k < x_hi - x_lo
+                    src = x + iy * w + ix0 + x_lo * sw
+                    if sw == 1:
+                        for xo in range(x_hi - x_lo):
+                            dst[x_lo + xo] = src[xo]
+                    else:
+                        for xo in range(x_hi - x_lo):
+                            dst[x_lo + xo] = src[xo * sw]
                 for xo in range(x_hi, wo):
                     dst[xo] = 0
 
 
+cdef inline void _tap_range(Py_ssize_t ix0, Py_ssize_t sw, Py_ssize_t w, Py_ssize_t wo,
+                            Py_ssize_t *x_lo, Py_ssize_t *x_hi) noexcept nogil:
+    # The output columns xo in [0, wo) whose input column xo*sw + ix0 lies in [0, w), as
+    # [x_lo, x_hi) with 0 <= x_lo <= x_hi <= wo for every geometry (an empty range when the
+    # tap reads only padding). Every im2col/col2im loop over output columns uses this range.
+    cdef Py_ssize_t lo = _ceil_div(-ix0, sw), hi = _ceil_div(w - ix0, sw)
+    if lo < 0:
+        lo = 0
+    if lo > wo:
+        lo = wo
+    if hi > wo:
+        hi = wo
+    if hi < lo:
+        hi = lo
+    MINIDL_CHECK(0 <= lo and lo <= hi and hi <= wo)
+    x_lo[0] = lo
+    x_hi[0] = hi
+
+
 cdef inline void _flat_range(Py_ssize_t h, Py_ssize_t w, Py_ssize_t ho, Py_ssize_t off,
                              Py_ssize_t *q0, Py_ssize_t *q1) noexcept nogil:
-    # the output positions q in [0, ho*w) whose input position q + off lies in [0, h*w)
-    q0[0] = -off if off < 0 else 0
-    q1[0] = h * w - off
-    if q1[0] > ho * w:
-        q1[0] = ho * w
-    if q1[0] < q0[0]:
-        q1[0] = q0[0]
+    # The output positions q in [0, ho*w) whose input position q + off lies in [0, h*w), as
+    # [q0, q1) with 0 <= q0 <= q1 <= ho*w for every offset: an offset that puts the whole
+    # row in the padding (|off| >= ho*w) gives an empty range at the end, never one past it.
+    cdef Py_ssize_t P = ho * w, lo = -off if off < 0 else 0, hi = h * w - off
+    if lo > P:
+        lo = P
+    if hi > P:
+        hi = P
+    if hi < lo:
+        hi = lo
+    MINIDL_CHECK(0 <= lo and lo <= hi and hi <= P)
+    q0[0] = lo
+    q1[0] = hi
+
+
+cdef inline void _flat_columns(Py_ssize_t j, Py_ssize_t dw, Py_ssize_t pw, Py_ssize_t w,
+                               Py_ssize_t *x_lo, Py_ssize_t *x_hi) noexcept nogil:
+    # Stride 1 with WO == W: the output columns xo whose input column xo + j*dw - pw lies in
+    # [0, W), as [x_lo, x_hi) with 0 <= x_lo <= x_hi <= W.
+    _tap_range(j * dw - pw, 1, w, w, x_lo, x_hi)
 
 
 cdef inline void _unfold_channel_flat(const floating *x, floating *cols, Py_ssize_t row_stride,
@@ -202,21 +241,14 @@ cdef inline void _unfold_channel_flat(const floating *x, floating *cols, Py_ssiz
             _flat_range(h, w, ho, off, &q0, &q1)
             for q in range(q0):
                 out[q] = 0
-            src = x + off
-            for q in range(q0, q1):
-                out[q] = src[q]
+            if q0 < q1:
+                # src[k] is input position q0 + off + k: in [0, h*w) for k < q1 - q0
+                src = x + (q0 + off)
+                for q in range(q1 - q0):
+                    out[q0 + q] = src[q]
             for q in range(q1, P):
                 out[q] = 0
-            x_lo = pw - j * dw
-            if x_lo < 0:
-                x_lo = 0
-            if x_lo > w:
-                x_lo = w
-            x_hi = w + pw - j * dw
-            if x_hi > w:
-                x_hi = w
-            if x_hi < x_lo:
-                x_hi = x_lo
+            _flat_columns(j, dw, pw, w, &x_lo, &x_hi)
             if x_lo > 0 or x_hi < w:
                 for y in range(ho):
                     for xo in range(x_lo):
@@ -242,16 +274,7 @@ cdef inline void _fold_channel_owned(floating *cols, Py_ssize_t row_stride, floa
         for j in range(kw):
             src = cols + (i * kw + j) * row_stride
             off = (i * dh - ph) * w + j * dw - pw
-            x_lo = pw - j * dw
-            if x_lo < 0:
-                x_lo = 0
-            if x_lo > w:
-                x_lo = w
-            x_hi = w + pw - j * dw
-            if x_hi > w:
-                x_hi = w
-            if x_hi < x_lo:
-                x_hi = x_lo
+            _flat_columns(j, dw, pw, w, &x_lo, &x_hi)
             if x_lo > 0 or x_hi < w:
                 for y in range(ho):
                     for xo in range(x_lo):
@@ -259,9 +282,10 @@ cdef inline void _fold_channel_owned(floating *cols, Py_ssize_t row_stride, floa
                     for xo in range(x_hi, w):
                         src[y * w + xo] = 0
             _flat_range(h, w, ho, off, &q0, &q1)
-            dst = dx + off
-            for q in range(q0, q1):
-                dst[q] += src[q]
+            if q0 < q1:
+                dst = dx + (q0 + off)  # dst[k] is input position q0 + off + k, in [0, h*w)
+                for q in range(q1 - q0):
+                    dst[q] += src[q0 + q]
 
 
 cdef inline void _fold_channel(const floating *cols, Py_ssize_t row_stride, floating *dx,
@@ -274,24 +298,22 @@ cdef inline void _fold_channel(const floating *cols, Py_ssize_t row_stride, floa
     for i in range(kh):
         for j in range(kw):
             src = cols + (i * kw + j) * row_stride
-            x_lo = _ceil_div(pw - j * dw, sw)
-            if x_lo < 0:
-                x_lo = 0
-            x_hi = _ceil_div(w + pw - j * dw, sw)
-            if x_hi > wo:
-                x_hi = wo
             ix0 = j * dw - pw
+            _tap_range(ix0, sw, w, wo, &x_lo, &x_hi)  # 0 <= x_lo <= x_hi <= wo
+            if x_lo == x_hi:
+                continue
             for y in range(ho):
                 iy = y * sh - ph + i * dh
                 if iy < 0 or iy >= h:
                     continue
-                dst = dx + iy * w + ix0
+                # dst[k] is input column ix0 + (x_lo + k)*sw: in [0, w) for k < x_hi - x_lo
+                dst = dx + iy * w + ix0 + x_lo * sw
                 if sw == 1:
-                    for xo in range(x_lo, x_hi):
-                        dst[xo] += src[y * wo + xo]
+                    for xo in range(x_hi - x_lo):
+                        dst[xo] += src[y * wo + x_lo + xo]
                 else:
-                    for xo in range(x_lo, x_hi):
-                        dst[xo * sw] += src[y * wo + xo]
+                    for xo in range(x_hi - x_lo):
+                        dst[xo * sw] += src[y * wo + x_lo + xo]
 
 
 cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -375,6 +397,7 @@ def conv_forward_images(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     with nogil:
         for n in prange(N, num_threads=nt, schedule="dynamic"):
             tid = threadid()
+            MINIDL_CHECK(tid < nt)  # one workspace row per thread of this region
             cols = wsp + tid * wstride
             for c in range(C):
                 _unfold_channel(xp + (n * C + c) * H * W, cols + c * KH * KW * P, P, H, W,
@@ -417,6 +440,7 @@ def conv_backward_images(const floating[:, :, :, ::1] x, const floating[:, :, :,
     with nogil:
         for n in prange(N, num_threads=nt, schedule="dynamic"):
             tid = threadid()
+            MINIDL_CHECK(tid < nt)
             cols = cp0 + tid * wstride
             dcols = dcp0 + tid * wstride
             dwp = dwp0 + tid * dwstride
@@ -430,7 +454,7 @@ def conv_backward_images(const floating[:, :, :, ::1] x, const floating[:, :, :,
                 # dcols[g] = w[g]^T (Kg, Fg) @ dout[n, g] (Fg, P)
                 _gemm(c'T', c'N', Kg, P, Fg, <floating>1, wp + g * Fg * Kg, Kg,
                       dp + (n * F + g * Fg) * P, P, <floating>0, dcols + g * Kg * P, P)
-            memset(dxp + n * C * H * W, 0, C * H * W * sizeof(floating))
+            memset(dxp + n * C * H * W, 0, <size_t>C * H * W * sizeof(floating))
             for c in range(C):
                 _fold_channel_owned(dcols + c * KH * KW * P, P, dxp + (n * C + c) * H * W,
                                     H, W, KH, KW, sh, sw, ph, pw, dh, dw, ho, wo)

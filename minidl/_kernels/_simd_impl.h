@@ -4,11 +4,21 @@
 static void FN(pad_planes)(const T *restrict x, T *restrict buf, int C, int H, int W,
                            int ph, int pw)
 {
-    const long Hp = H + 2 * ph, Wp = W + 2 * pw;
+    const long Hp = (long)H + 2L * ph, Wp = (long)W + 2L * pw;
     memset(buf, 0, sizeof(T) * (size_t)C * Hp * Wp);
     for (long c = 0; c < C; c++)
         for (long y = 0; y < H; y++)
             memcpy(buf + (c * Hp + y + ph) * Wp + pw, x + (c * H + y) * W, sizeof(T) * W);
+}
+
+/* The bound every plane loop below relies on: the last window of an output of HO x WO
+   positions (stride sh/sw, dilation dh/dw, kernel KH x KW) ends inside a padded plane of
+   Hp x Wp. The Python checks guarantee it; debug builds assert it (see _checks.h). */
+static inline int FN(windows_fit)(int HO, int WO, long Hp, long Wp, int KH, int KW, int sh,
+                                  int sw, int dh, int dw)
+{
+    return HO >= 1 && WO >= 1 && (long)(HO - 1) * sh + (long)(KH - 1) * dh < Hp
+        && (long)(WO - 1) * sw + (long)(KW - 1) * dw < Wp;
 }
 
 /* row[x] += sum_j w[j] * r[x*sw + j*dw], x < n: one kernel row applied to one output row.
@@ -354,7 +364,8 @@ static int FN(gconv_forward)(const T *x, const T *w, const T *bias, T *out, int 
                              int H, int W, int KH, int KW, int sh, int sw, int ph, int pw,
                              int dh, int dw, int HO, int WO)
 {
-    const long Hp = H + 2 * ph, Wp = W + 2 * pw;
+    const long Hp = (long)H + 2L * ph, Wp = (long)W + 2L * pw;
+    MINIDL_CHECK(FN(windows_fit)(HO, WO, Hp, Wp, KH, KW, sh, sw, dh, dw));
     T *buf = (T *)malloc(sizeof(T) * (size_t)Cg * Hp * Wp);
     if (!buf) return -1;
     FN(pad_planes)(x, buf, Cg, H, W, ph, pw);
@@ -381,7 +392,8 @@ static int FN(gconv_backward_data)(const T *dout, const T *w, T *dx, int Cg, int
                                    int W, int KH, int KW, int sh, int sw, int ph, int pw,
                                    int dh, int dw, int HO, int WO)
 {
-    const long Hp = H + 2 * ph, Wp = W + 2 * pw;
+    const long Hp = (long)H + 2L * ph, Wp = (long)W + 2L * pw;
+    MINIDL_CHECK(FN(windows_fit)(HO, WO, Hp, Wp, KH, KW, sh, sw, dh, dw));
     T *buf = (T *)calloc((size_t)Cg * Hp * Wp, sizeof(T));
     if (!buf) return -1;
     for (long f = 0; f < Fg; f++)
@@ -403,7 +415,8 @@ static int FN(gconv_backward_filter)(const T *x, const T *dout, T *dwt, T *db, i
                                      int KW, int sh, int sw, int ph, int pw, int dh, int dw,
                                      int HO, int WO)
 {
-    const long Hp = H + 2 * ph, Wp = W + 2 * pw;
+    const long Hp = (long)H + 2L * ph, Wp = (long)W + 2L * pw;
+    MINIDL_CHECK(FN(windows_fit)(HO, WO, Hp, Wp, KH, KW, sh, sw, dh, dw));
     T *buf = (T *)malloc(sizeof(T) * (size_t)Cg * Hp * Wp);
     T *acc = (T *)malloc(sizeof(T) * (size_t)KW * WO);
     if (!buf || !acc) { free(buf); free(acc); return -1; }
@@ -447,8 +460,10 @@ static int FN(dw_backward_fused)(const T *x, const T *dout, const T *w, const T 
                                  T *dx, T *dwp, T *dbp, int Fg, int H, int W, int KH, int KW,
                                  int sh, int sw, int ph, int pw, int dh, int dw, int HO, int WO)
 {
-    const long Hp = H + 2 * ph, Wp = W + 2 * pw, P = (long)HO * WO, KK = (long)KH * KW;
+    const long Hp = (long)H + 2L * ph, Wp = (long)W + 2L * pw, P = (long)HO * WO,
+               KK = (long)KH * KW;
     const long qh = (long)dh * (KH - 1) - ph, qw = (long)dw * (KW - 1) - pw;
+    MINIDL_CHECK(FN(windows_fit)(HO, WO, Hp, Wp, KH, KW, sh, sw, dh, dw));
     /* stride 1 with pad <= dilation*(K-1): dx is a convolution of dout padded by q with the
        flipped kernel (a gather, written once); otherwise dx is scattered into a padded buffer */
     const int gather = sh == 1 && sw == 1 && qh >= 0 && qw >= 0;
@@ -507,23 +522,32 @@ static int FN(dw_backward_fused)(const T *x, const T *dout, const T *w, const T 
 static void FN(maxpool_forward)(const T *x, T *out, int *idx, int H, int W, int KH, int KW,
                                 int sh, int sw, int ph, int pw, int HO, int WO)
 {
-    for (int y = 0; y < HO; y++) {
-        int y0 = y * sh - ph, y1 = y0 + KH;
+    /* Window rows [y0, y1) and columns [x0, x1) are clipped to the plane, so every read is
+       inside it. A window entirely in the padding (the Python checks reject geometries that
+       have one) gives -inf and index -1, which maxpool_backward skips. */
+    for (long y = 0; y < HO; y++) {
+        long y0 = y * sh - ph, y1 = y0 + KH;
         if (y0 < 0) y0 = 0;
         if (y1 > H) y1 = H;
-        for (int xo = 0; xo < WO; xo++) {
-            int x0 = xo * sw - pw, x1 = x0 + KW;
+        for (long xo = 0; xo < WO; xo++) {
+            long x0 = xo * sw - pw, x1 = x0 + KW;
             if (x0 < 0) x0 = 0;
             if (x1 > W) x1 = W;
-            int best = y0 * W + x0;
+            MINIDL_CHECK(y0 < y1 && x0 < x1);
+            if (y0 >= y1 || x0 >= x1) {
+                out[y * WO + xo] = -INFINITY;
+                idx[y * WO + xo] = -1;
+                continue;
+            }
+            long best = y0 * W + x0;
             T m = x[best];
-            for (int iy = y0; iy < y1; iy++) {
-                const T *r = x + (long)iy * W;
-                for (int ix = x0; ix < x1; ix++)
+            for (long iy = y0; iy < y1; iy++) {
+                const T *r = x + iy * W;
+                for (long ix = x0; ix < x1; ix++)
                     if (r[ix] > m) { m = r[ix]; best = iy * W + ix; }
             }
             out[y * WO + xo] = m;
-            idx[y * WO + xo] = best;
+            idx[y * WO + xo] = (int)best;  /* < H*W < 2^31, checked in Python */
         }
     }
 }
@@ -532,28 +556,35 @@ static void FN(maxpool_forward)(const T *x, T *out, int *idx, int H, int W, int 
 static void FN(maxpool_backward)(const T *dout, const int *idx, T *dx, int H, int W, int HO,
                                  int WO)
 {
-    memset(dx, 0, sizeof(T) * (size_t)H * W);
-    for (long k = 0; k < (long)HO * WO; k++)
-        dx[idx[k]] += dout[k];
+    const long HW = (long)H * W;
+    memset(dx, 0, sizeof(T) * (size_t)HW);
+    for (long k = 0; k < (long)HO * WO; k++) {
+        /* positions outside the plane (none from maxpool_forward; the Python wrapper also
+           checks) are skipped rather than written */
+        MINIDL_CHECK(idx[k] >= 0 && idx[k] < HW);
+        if (idx[k] >= 0 && idx[k] < HW)
+            dx[idx[k]] += dout[k];
+    }
 }
 
 /* Average pooling forward, zero padding counted in the divisor (count_include_pad). */
 static void FN(avgpool_forward)(const T *x, T *out, int H, int W, int KH, int KW, int sh,
                                 int sw, int ph, int pw, int HO, int WO)
 {
-    const T scale = (T)1 / (T)(KH * KW);
-    for (int y = 0; y < HO; y++) {
-        int y0 = y * sh - ph, y1 = y0 + KH;
+    /* windows clipped to the plane (as in maxpool_forward); the divisor counts padding */
+    const T scale = (T)1 / ((T)KH * (T)KW);
+    for (long y = 0; y < HO; y++) {
+        long y0 = y * sh - ph, y1 = y0 + KH;
         if (y0 < 0) y0 = 0;
         if (y1 > H) y1 = H;
-        for (int xo = 0; xo < WO; xo++) {
-            int x0 = xo * sw - pw, x1 = x0 + KW;
+        for (long xo = 0; xo < WO; xo++) {
+            long x0 = xo * sw - pw, x1 = x0 + KW;
             if (x0 < 0) x0 = 0;
             if (x1 > W) x1 = W;
             T s = 0;
-            for (int iy = y0; iy < y1; iy++)
-                for (int ix = x0; ix < x1; ix++)
-                    s += x[(long)iy * W + ix];
+            for (long iy = y0; iy < y1; iy++)
+                for (long ix = x0; ix < x1; ix++)
+                    s += x[iy * W + ix];
             out[y * WO + xo] = s * scale;
         }
     }
@@ -562,20 +593,20 @@ static void FN(avgpool_forward)(const T *x, T *out, int H, int W, int KH, int KW
 static void FN(avgpool_backward)(const T *dout, T *dx, int H, int W, int KH, int KW, int sh,
                                  int sw, int ph, int pw, int HO, int WO)
 {
-    const T scale = (T)1 / (T)(KH * KW);
+    const T scale = (T)1 / ((T)KH * (T)KW);
     memset(dx, 0, sizeof(T) * (size_t)H * W);
-    for (int y = 0; y < HO; y++) {
-        int y0 = y * sh - ph, y1 = y0 + KH;
+    for (long y = 0; y < HO; y++) {
+        long y0 = y * sh - ph, y1 = y0 + KH;
         if (y0 < 0) y0 = 0;
         if (y1 > H) y1 = H;
-        for (int xo = 0; xo < WO; xo++) {
-            int x0 = xo * sw - pw, x1 = x0 + KW;
+        for (long xo = 0; xo < WO; xo++) {
+            long x0 = xo * sw - pw, x1 = x0 + KW;
             if (x0 < 0) x0 = 0;
             if (x1 > W) x1 = W;
             const T g = dout[y * WO + xo] * scale;
-            for (int iy = y0; iy < y1; iy++)
-                for (int ix = x0; ix < x1; ix++)
-                    dx[(long)iy * W + ix] += g;
+            for (long iy = y0; iy < y1; iy++)
+                for (long ix = x0; ix < x1; ix++)
+                    dx[iy * W + ix] += g;
         }
     }
 }
