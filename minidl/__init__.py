@@ -18,8 +18,9 @@ def kernels_info():
     are used: compiled and not switched off), 'openmp' (built with OpenMP), 'path' (a short
     description), 'direct_kernels' (grouped/depthwise conv, pooling and batch-norm kernels),
     'per_image_gemm' (FastConv's per-image path, which needs SciPy's BLAS), 'num_threads',
-    'parallel_min_work' (smaller kernel calls run on one thread) and 'blas' (libraries found
-    by threadpoolctl).
+    'parallel_min_work' (smaller kernel calls run on one thread), 'debug_checks' (built with
+    the kernels' index assertions: MINIDL_BOUNDSCHECK=1 or MINIDL_SANITIZE=address) and 'blas'
+    (libraries found by threadpoolctl).
     """
     compiled = _kernels.compiled_available()
     active = _kernels.use_compiled()
@@ -36,6 +37,7 @@ def kernels_info():
         "per_image_gemm": _kernels.images_available(),
         "num_threads": get_num_threads(),
         "parallel_min_work": _kernels.get_parallel_min_work(),
+        "debug_checks": _kernels.debug_checks(),
         "blas": blas_info(),
     }
 

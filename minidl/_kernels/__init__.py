@@ -36,14 +36,10 @@ import numpy as np
 
 from . import numpy_im2col
 
-try:  # the compiled extensions are optional: see setup.py
-    from . import _im2col as _compiled_im2col
+try:  # the compiled extensions are optional (see setup.py); they are built as one set
+    from . import _common, _conv, _direct_conv, _eltwise, _norm, _pool
 except ImportError:  # pragma: no cover - exercised only on machines without a compiler
-    _compiled_im2col = None
-try:
-    from . import _direct as _compiled_direct
-except ImportError:  # pragma: no cover
-    _compiled_direct = None
+    _common = _conv = _direct_conv = _eltwise = _norm = _pool = None
 
 _BUILD_HINT = "pip install -e . (needs a C compiler and Cython)"
 _warned = False
@@ -115,12 +111,12 @@ def release_workspaces():
 
 def compiled_available():
     """True when the compiled kernels were built and imported."""
-    return _compiled_im2col is not None
+    return _common is not None
 
 
 def direct_available():
     """True when the direct kernels (grouped/depthwise conv, pooling, batch norm) are usable now."""
-    return _compiled_direct is not None and not _force_numpy
+    return _common is not None and not _force_numpy
 
 
 def use_compiled(flag=None):
@@ -138,7 +134,7 @@ def _compiled():
     global _warned
     if _force_numpy:
         return None
-    if _compiled_im2col is None and not _warned:
+    if _conv is None and not _warned:
         _warned = True
         warnings.warn(
             "minidl: compiled kernels are not built; using the slower NumPy im2col path. "
@@ -146,27 +142,34 @@ def _compiled():
             RuntimeWarning,
             stacklevel=3,
         )
-    return _compiled_im2col
+    return _conv
 
 
 def openmp_enabled():
     """True when the compiled kernels run with OpenMP."""
-    return _compiled_im2col is not None and _compiled_im2col.openmp_enabled()
+    return _common is not None and _common.openmp_enabled()
 
 
 def omp_max_threads():
     """Threads an OpenMP region of the kernels would use now (1 without OpenMP)."""
-    return _compiled_im2col.omp_max_threads() if openmp_enabled() else 1
+    return _common.omp_max_threads() if openmp_enabled() else 1
+
+
+def debug_checks():
+    """True when the compiled kernels carry their index assertions (see setup.py)."""
+    return _common is not None and _common.debug_checks()
 
 
 def set_omp_threads(n):
     """Set the OpenMP thread count of the kernels' runtime (a no-op without OpenMP)."""
     if openmp_enabled():
-        _compiled_im2col.set_omp_threads(n)
+        _common.set_omp_threads(n)
 
 
 PARALLEL_MIN_WORK = 131072
 _parallel_min_work = PARALLEL_MIN_WORK
+if _common is not None:
+    _common.set_parallel_min_work(PARALLEL_MIN_WORK)
 
 
 def set_parallel_min_work(n):
@@ -181,9 +184,8 @@ def set_parallel_min_work(n):
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"set_parallel_min_work: n must be a non-negative integer, got {n!r}")
     _parallel_min_work = int(n)
-    for mod in (_compiled_im2col, _compiled_direct):
-        if mod is not None:
-            mod.set_parallel_min_work(int(n))
+    if _common is not None:  # the copy the compiled loops read
+        _common.set_parallel_min_work(_parallel_min_work)
 
 
 def get_parallel_min_work():
@@ -333,7 +335,7 @@ def _images_blas():
     global _images_lib
     if _images_lib is None:
         _images_lib = False
-        if _compiled_im2col is not None and hasattr(_compiled_im2col, "set_blas"):
+        if _common is not None:
             try:
                 import scipy
                 import scipy.linalg.cython_blas as cb
@@ -345,7 +347,7 @@ def _images_blas():
                     if lib.user_api == "blas" and os.path.abspath(lib.filepath).startswith(
                         (os.path.join(root, "scipy") + os.sep, os.path.join(root, "scipy.libs") + os.sep))]
             if len(libs) == 1:
-                _compiled_im2col.set_blas(cb.__pyx_capi__["sgemm"], cb.__pyx_capi__["dgemm"])
+                _common.set_blas(cb.__pyx_capi__["sgemm"], cb.__pyx_capi__["dgemm"])
                 _images_lib = libs[0]
     return _images_lib
 
@@ -405,7 +407,7 @@ def conv_images_forward(x, w, groups, sh, sw, ph, pw, dh, dw, ho, wo, b=None):
     out = np.empty((n, w.shape[0], ho * wo), dtype=x.dtype)
     if out.size:
         with _SingleThreadedBlas():
-            _compiled_im2col.conv_forward_images(x, w, b, out, ws, groups, sh, sw, ph, pw, dh, dw,
+            _conv.conv_forward_images(x, w, b, out, ws, groups, sh, sw, ph, pw, dh, dw,
                                                  ho, wo)
     return out.reshape(n, w.shape[0], ho, wo)
 
@@ -432,7 +434,7 @@ def conv_images_backward(x, w, dout, groups, sh, sw, ph, pw, dh, dw):
     dx = np.empty(x.shape, dtype=x.dtype)
     if dx.size and dout.size:
         with _SingleThreadedBlas():
-            _compiled_im2col.conv_backward_images(x, w, dout.reshape(n, f, ho * wo), dx, dw_part,
+            _conv.conv_backward_images(x, w, dout.reshape(n, f, ho * wo), dx, dw_part,
                                                   ws_cols, ws_dcols, groups, sh, sw, ph, pw,
                                                   dh, dw, ho, wo)
     else:
@@ -442,11 +444,10 @@ def conv_images_backward(x, w, dout, groups, sh, sw, ph, pw, dh, dw):
 
 # ---------------------------------------------------------------- direct grouped conv
 
-def _direct():
+def _require_direct(fn):
     if not direct_available():
-        raise RuntimeError("minidl: the direct kernels are not available (not built, or "
+        raise RuntimeError(f"{fn}: the compiled kernels are not available (not built, or "
                            f"use_compiled(False)); build them with: {_BUILD_HINT}")
-    return _compiled_direct
 
 
 def _conv_dims(fn, x_shape, w_shape, groups, sh, sw, ph, pw, dh, dw, ho, wo):
@@ -466,17 +467,17 @@ def conv_direct_forward(x, w, groups, sh, sw, ph, pw, dh, dw, ho, wo, b=None):
     Parallel over (image, group); each piece copies its padded input once and accumulates
     whole output rows (vectorised). Meant for few channels per group (depthwise: C/G == 1).
     """
-    mod = _direct()
+    _require_direct("conv_direct_forward")
     x, w, b = _conv_inputs("conv_direct_forward", x, w, b, groups, sh, sw, ph, pw, dh, dw, ho, wo)
     out = np.empty((x.shape[0], w.shape[0], ho, wo), dtype=x.dtype)
-    if out.size and mod.gconv_forward(x, w, b, out, groups, sh, sw, ph, pw, dh, dw):
+    if out.size and _direct_conv.gconv_forward(x, w, b, out, groups, sh, sw, ph, pw, dh, dw):
         raise MemoryError("conv_direct_forward: could not allocate a padded input buffer")
     return out
 
 
 def conv_direct_backward_data(dout, w, x_shape, groups, sh, sw, ph, pw, dh, dw):
     """Gradient to the input of conv_direct_forward: dout (N, F, HO, WO) -> dx (N, C, H, W)."""
-    mod = _direct()
+    _require_direct("conv_direct_backward_data")
     dout = _float_array("conv_direct_backward_data", "dout", dout, 4)
     w = _float_array("conv_direct_backward_data", "w", w, 4)
     _check_dtypes("conv_direct_backward_data", dout=dout, w=w)
@@ -496,7 +497,7 @@ def conv_direct_backward_data(dout, w, x_shape, groups, sh, sw, ph, pw, dh, dw):
         wt = np.ascontiguousarray(wt).reshape(G * Cg, Fg, kh, kw)
         return conv_direct_forward(dout, wt, G, 1, 1, qh, qw, dh, dw, x_shape[2], x_shape[3])
     dx = np.empty(x_shape, dtype=dout.dtype)
-    if dx.size and mod.gconv_backward_data(dout, w, dx, groups, sh, sw, ph, pw, dh, dw):
+    if dx.size and _direct_conv.gconv_backward_data(dout, w, dx, groups, sh, sw, ph, pw, dh, dw):
         raise MemoryError("conv_direct_backward_data: could not allocate a padded buffer")
     return dx
 
@@ -504,7 +505,7 @@ def conv_direct_backward_data(dout, w, x_shape, groups, sh, sw, ph, pw, dh, dw):
 def conv_direct_backward_filter(x, dout, w_shape, groups, sh, sw, ph, pw, dh, dw, with_db=False):
     """Gradient to the weights of conv_direct_forward: -> dw (F, C/G, KH, KW), or (dw, db)
     with ``with_db`` (db (F,), the bias gradient, summed in the same pass). Parallel over groups."""
-    mod = _direct()
+    _require_direct("conv_direct_backward_filter")
     x = _float_array("conv_direct_backward_filter", "x", x, 4)
     dout = _float_array("conv_direct_backward_filter", "dout", dout, 4)
     _check_dtypes("conv_direct_backward_filter", x=x, dout=dout)
@@ -516,7 +517,7 @@ def conv_direct_backward_filter(x, dout, w_shape, groups, sh, sw, ph, pw, dh, dw
                dout.shape[2], dout.shape[3])
     dw_ = np.zeros(w_shape, dtype=x.dtype)
     db = np.zeros(w_shape[0], dtype=x.dtype) if with_db else None
-    if dw_.size and x.size and mod.gconv_backward_filter(x, dout, dw_, db, groups, sh, sw, ph,
+    if dw_.size and x.size and _direct_conv.gconv_backward_filter(x, dout, dw_, db, groups, sh, sw, ph,
                                                          pw, dh, dw):
         raise MemoryError("conv_direct_backward_filter: could not allocate a padded buffer")
     return (dw_, db) if with_db else dw_
@@ -532,7 +533,7 @@ def conv_depthwise_backward(x, w, dout, sh, sw, ph, pw, dh, dw, with_db=False):
     result does not depend on the thread count.
     """
     fn = "conv_depthwise_backward"
-    mod = _direct()
+    _require_direct("conv_depthwise_backward")
     x = _float_array(fn, "x", x, 4)
     w = _float_array(fn, "w", w, 4)
     dout = _float_array(fn, "dout", dout, 4)
@@ -552,7 +553,7 @@ def conv_depthwise_backward(x, w, dout, sh, sw, ph, pw, dh, dw, with_db=False):
         dx[...] = 0
         return dx, np.zeros(w.shape, x.dtype), (np.zeros(f, x.dtype) if with_db else None)
     wflip = np.ascontiguousarray(w[:, :, ::-1, ::-1])
-    if mod.depthwise_backward_fused(x, dout, w, wflip, dx, dw_part, db_part, sh, sw, ph, pw,
+    if _direct_conv.depthwise_backward_fused(x, dout, w, wflip, dx, dw_part, db_part, sh, sw, ph, pw,
                                     dh, dw):
         raise MemoryError(f"{fn}: could not allocate a padded buffer")
     dw_ = dw_part.sum(axis=0).reshape(w.shape)
@@ -576,21 +577,21 @@ def _pool_dims(fn, x_shape, kh, kw, sh, sw, ph, pw, ho, wo):
 def maxpool_forward(x, kh, kw, sh, sw, ph, pw, ho, wo):
     """x (N, C, H, W) -> out (N, C, HO, WO) and idx (N, C, HO, WO) int32: the flat position
     (in its H*W plane) of each window's first maximum. Padding never wins."""
-    mod = _direct()
+    _require_direct("maxpool_forward")
     x = _float_array("maxpool_forward", "x", x, 4)
     _pool_dims("maxpool_forward", x.shape, kh, kw, sh, sw, ph, pw, ho, wo)
     n, c, h, w = x.shape
     out = np.empty((n, c, ho, wo), dtype=x.dtype)
     idx = np.empty((n, c, ho, wo), dtype=np.int32)
     if out.size:
-        mod.maxpool_forward(x.reshape(n * c, h, w), out.reshape(n * c, ho, wo),
+        _pool.maxpool_forward(x.reshape(n * c, h, w), out.reshape(n * c, ho, wo),
                             idx.reshape(n * c, ho, wo), kh, kw, sh, sw, ph, pw)
     return out, idx
 
 
 def maxpool_backward(dout, idx, x_shape):
     """dout (N, C, HO, WO), idx from maxpool_forward -> dx (N, C, H, W)."""
-    mod = _direct()
+    _require_direct("maxpool_backward")
     dout = _float_array("maxpool_backward", "dout", dout, 4)
     n, c, h, w = (int(s) for s in x_shape)
     if not isinstance(idx, np.ndarray) or idx.dtype != np.int32 or idx.shape != dout.shape \
@@ -603,27 +604,27 @@ def maxpool_backward(dout, idx, x_shape):
     dx = np.empty((n, c, h, w), dtype=dout.dtype)
     if dx.size:
         ho, wo = dout.shape[2:]
-        mod.maxpool_backward(dout.reshape(n * c, ho, wo), idx.reshape(n * c, ho, wo),
+        _pool.maxpool_backward(dout.reshape(n * c, ho, wo), idx.reshape(n * c, ho, wo),
                              dx.reshape(n * c, h, w))
     return dx
 
 
 def avgpool_forward(x, kh, kw, sh, sw, ph, pw, ho, wo):
     """x (N, C, H, W) -> window means (N, C, HO, WO); zero padding counts in the divisor."""
-    mod = _direct()
+    _require_direct("avgpool_forward")
     x = _float_array("avgpool_forward", "x", x, 4)
     _pool_dims("avgpool_forward", x.shape, kh, kw, sh, sw, ph, pw, ho, wo)
     n, c, h, w = x.shape
     out = np.empty((n, c, ho, wo), dtype=x.dtype)
     if out.size:
-        mod.avgpool_forward(x.reshape(n * c, h, w), out.reshape(n * c, ho, wo),
+        _pool.avgpool_forward(x.reshape(n * c, h, w), out.reshape(n * c, ho, wo),
                             kh, kw, sh, sw, ph, pw)
     return out
 
 
 def avgpool_backward(dout, x_shape, kh, kw, sh, sw, ph, pw):
     """dout (N, C, HO, WO) -> dx (N, C, H, W) of avgpool_forward."""
-    mod = _direct()
+    _require_direct("avgpool_backward")
     dout = _float_array("avgpool_backward", "dout", dout, 4)
     n, c, h, w = (int(s) for s in x_shape)
     ho, wo = dout.shape[2:]
@@ -632,7 +633,7 @@ def avgpool_backward(dout, x_shape, kh, kw, sh, sw, ph, pw):
     _pool_dims("avgpool_backward", (n, c, h, w), kh, kw, sh, sw, ph, pw, ho, wo)
     dx = np.empty((n, c, h, w), dtype=dout.dtype)
     if dx.size:
-        mod.avgpool_backward(dout.reshape(n * c, ho, wo), dx.reshape(n * c, h, w),
+        _pool.avgpool_backward(dout.reshape(n * c, ho, wo), dx.reshape(n * c, h, w),
                              kh, kw, sh, sw, ph, pw)
     return dx
 
@@ -661,7 +662,7 @@ def batchnorm_forward_train(x, gamma, beta, eps):
     the statistics and one for out, per channel, in parallel over channels.
     """
     fn = "batchnorm_forward_train"
-    mod = _direct()
+    _require_direct("batchnorm_forward_train")
     x, x3 = _bn_view(fn, "x", x)
     c = x.shape[1]
     gamma = _bn_param(fn, "gamma", gamma, c, x.dtype)
@@ -671,7 +672,7 @@ def batchnorm_forward_train(x, gamma, beta, eps):
     out = np.empty_like(x)
     mean = np.empty(c)
     var = np.empty(c)
-    mod.batchnorm_forward_train(x3, gamma, beta, float(eps), out.reshape(x3.shape), mean, var)
+    _norm.batchnorm_forward_train(x3, gamma, beta, float(eps), out.reshape(x3.shape), mean, var)
     return out, mean, var
 
 
@@ -684,7 +685,7 @@ def batchnorm_backward(dout, x, mean, var, gamma, eps):
     dgamma and dbeta come back in x's dtype.
     """
     fn = "batchnorm_backward"
-    mod = _direct()
+    _require_direct("batchnorm_backward")
     x, x3 = _bn_view(fn, "x", x)
     dout, d3 = _bn_view(fn, "dout", dout)
     _check_dtypes(fn, x=x, dout=dout)
@@ -697,7 +698,7 @@ def batchnorm_backward(dout, x, mean, var, gamma, eps):
     dx = np.empty_like(x)
     dgamma = np.empty(c)
     dbeta = np.empty(c)
-    mod.batchnorm_backward(x3, d3, mean, istd, gamma, dx.reshape(x3.shape), dgamma, dbeta)
+    _norm.batchnorm_backward(x3, d3, mean, istd, gamma, dx.reshape(x3.shape), dgamma, dbeta)
     return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
 
 
@@ -714,7 +715,7 @@ def relu_forward(x):
     if not _relu_ready(x):
         return np.maximum(x, 0)
     out = np.empty_like(x)
-    _compiled_direct.relu_forward(x.reshape(-1), out.reshape(-1))
+    _eltwise.relu_forward(x.reshape(-1), out.reshape(-1))
     return out
 
 
@@ -723,5 +724,5 @@ def relu_backward(dout, x):
     if dout.shape != x.shape or not _relu_ready(dout, x):
         return dout * (x > 0)
     dx = np.empty_like(dout)
-    _compiled_direct.relu_backward(dout.reshape(-1), x.reshape(-1), dx.reshape(-1))
+    _eltwise.relu_backward(dout.reshape(-1), x.reshape(-1), dx.reshape(-1))
     return dx

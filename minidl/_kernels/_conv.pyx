@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""im2col / col2im for NCHW images, any stride, padding and dilation (float32 and float64).
+"""Convolution through im2col + GEMM: im2col / col2im for NCHW images, any stride, padding
+and dilation (float32 and float64), and the per-image im2col + GEMM convolution.
 
 Two column layouts, the same rows (c, i, j) and columns (y, x):
 
@@ -10,71 +11,23 @@ Two column layouts, the same rows (c, i, j) and columns (y, x):
 
 Both are parallel over (image, channel) pairs, each of which owns its rows of cols (or its
 plane of dx), so no two threads write the same memory. The Python wrappers in
-``minidl._kernels`` validate shapes, dtypes and contiguity; the functions here trust them.
+``minidl._kernels`` validate shapes, dtypes and contiguity; every loop here also clamps its
+column range to the row it writes (_tap_range, _flat_range), so that no geometry can make it
+write outside.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
+from libc.string cimport memset
 
-ctypedef fused floating:
-    float
-    double
-
-cdef extern from "_openmp_helpers.h":
-    int minidl_openmp_enabled() nogil
-    int minidl_omp_max_threads() nogil
-    void minidl_omp_set_threads(int n) nogil
-
-cdef extern from "_checks.h" nogil:
-    void MINIDL_CHECK(bint cond)
-    int minidl_debug_checks()
+from ._common cimport MINIDL_CHECK, floating, gemm, threads_for
 
 
-def debug_checks():
-    """True when the kernels were built with their index assertions (MINIDL_BOUNDSCHECK=1 or
-    MINIDL_SANITIZE=address; see setup.py)."""
-    return bool(minidl_debug_checks())
-
-
-def openmp_enabled():
-    """True when the kernels were compiled with OpenMP."""
-    return bool(minidl_openmp_enabled())
-
-
-def omp_max_threads():
-    """The number of threads an OpenMP parallel region would use now."""
-    return minidl_omp_max_threads()
-
-
-def set_omp_threads(int n):
-    """omp_set_num_threads(n) in the OpenMP runtime these kernels were linked with."""
-    minidl_omp_set_threads(n)
-
-
-
-# Below this many elements copied a loop runs on the calling thread: waking a team of OpenMP
-# threads costs microseconds on a quiet machine and milliseconds on a busy one.
-cdef long _min_parallel_work = 131072
-
-
-def set_parallel_min_work(long n):
-    """Loops with less work than n run serially (0: always parallel, for tests)."""
-    global _min_parallel_work
-    _min_parallel_work = n
-
-
-def parallel_min_work():
-    """The current threshold of set_parallel_min_work."""
-    return _min_parallel_work
-
-
-cdef inline int _default_threads(long work) noexcept nogil:
-    return minidl_omp_max_threads() if work >= _min_parallel_work else 1
 def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
            int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
            int ho, int wo, int nthreads=0):
     """Fill cols (N, C*KH*KW, HO*WO) from x (N, C, H, W). nthreads 0: the OpenMP default."""
     cdef Py_ssize_t n_img = x.shape[0], n_ch = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
-    cdef int nt = nthreads if nthreads > 0 else _default_threads(<long>n_img * n_ch * kh * kw * P)
+    cdef int nt = nthreads if nthreads > 0 else threads_for(<long>n_img * n_ch * kh * kw * P)
     cdef const floating *xp = &x[0, 0, 0, 0]
     cdef floating *cp = &cols[0, 0, 0]
     with nogil:
@@ -91,7 +44,7 @@ def im2col_batched(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
     """Fill cols (C*KH*KW, N, HO*WO) from x (N, C, H, W)."""
     cdef Py_ssize_t n_img = x.shape[0], n_ch = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
-    cdef int nt = nthreads if nthreads > 0 else _default_threads(<long>n_img * n_ch * kh * kw * P)
+    cdef int nt = nthreads if nthreads > 0 else threads_for(<long>n_img * n_ch * kh * kw * P)
     cdef const floating *xp = &x[0, 0, 0, 0]
     cdef floating *cp = &cols[0, 0, 0]
     with nogil:
@@ -108,7 +61,7 @@ def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] dx,
     """Scatter-add cols (N, C*KH*KW, HO*WO) into dx (N, C, H, W), which must start zeroed."""
     cdef Py_ssize_t n_img = dx.shape[0], n_ch = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
     cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
-    cdef int nt = nthreads if nthreads > 0 else _default_threads(<long>n_img * n_ch * kh * kw * P)
+    cdef int nt = nthreads if nthreads > 0 else threads_for(<long>n_img * n_ch * kh * kw * P)
     cdef const floating *cp = &cols[0, 0, 0]
     cdef floating *xp = &dx[0, 0, 0, 0]
     with nogil:
@@ -125,7 +78,7 @@ def col2im_batched(const floating[:, :, ::1] cols, floating[:, :, :, ::1] dx,
     """Scatter-add cols (C*KH*KW, N, HO*WO) into dx (N, C, H, W), which must start zeroed."""
     cdef Py_ssize_t n_img = dx.shape[0], n_ch = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
     cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
-    cdef int nt = nthreads if nthreads > 0 else _default_threads(<long>n_img * n_ch * kh * kw * P)
+    cdef int nt = nthreads if nthreads > 0 else threads_for(<long>n_img * n_ch * kh * kw * P)
     cdef const floating *cp = &cols[0, 0, 0]
     cdef floating *xp = &dx[0, 0, 0, 0]
     with nogil:
@@ -331,42 +284,6 @@ cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 # competes with the OpenMP threads for the cores. The GEMM is the BLAS's Fortran ?gemm, taken
 # at run time from scipy.linalg.cython_blas (set_blas); without it this path is not used.
 
-from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
-from cython.parallel cimport threadid
-from libc.string cimport memset
-
-ctypedef void (*sgemm_t)(char *ta, char *tb, int *m, int *n, int *k, float *alpha, float *a,
-                         int *lda, float *b, int *ldb, float *beta, float *c, int *ldc) noexcept nogil
-ctypedef void (*dgemm_t)(char *ta, char *tb, int *m, int *n, int *k, double *alpha, double *a,
-                         int *lda, double *b, int *ldb, double *beta, double *c, int *ldc) noexcept nogil
-
-cdef sgemm_t _sgemm = NULL
-cdef dgemm_t _dgemm = NULL
-
-
-def set_blas(sgemm_capsule, dgemm_capsule):
-    """Install the BLAS ?gemm functions (PyCapsules from scipy.linalg.cython_blas.__pyx_capi__)."""
-    global _sgemm, _dgemm
-    _sgemm = <sgemm_t>PyCapsule_GetPointer(sgemm_capsule, PyCapsule_GetName(sgemm_capsule))
-    _dgemm = <dgemm_t>PyCapsule_GetPointer(dgemm_capsule, PyCapsule_GetName(dgemm_capsule))
-
-
-def blas_ready():
-    """True once set_blas has installed a GEMM."""
-    return _sgemm != NULL and _dgemm != NULL
-
-
-cdef inline void _gemm(char ta, char tb, int m, int n, int k, floating alpha, const floating *a,
-                       int lda, const floating *b, int ldb, floating beta, floating *c,
-                       int ldc) noexcept nogil:
-    # row-major C (m x n) = alpha op(A) op(B) + beta C, as the column-major GEMM of the
-    # transposes: C^T = op(B)^T op(A)^T (a row-major matrix is its transpose in column-major)
-    if floating is float:
-        _sgemm(&tb, &ta, &n, &m, &k, &alpha, <float *>b, &ldb, <float *>a, &lda, &beta, c, &ldc)
-    else:
-        _dgemm(&tb, &ta, &n, &m, &k, &alpha, <double *>b, &ldb, <double *>a, &lda, &beta, c, &ldc)
-
-
 def conv_forward_images(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                         const floating[::1] bias, floating[:, :, ::1] out, floating[:, ::1] ws,
                         int groups, int sh, int sw, int ph, int pw, int dh, int dw, int ho,
@@ -403,7 +320,7 @@ def conv_forward_images(const floating[:, :, :, ::1] x, const floating[:, :, :, 
                 _unfold_channel(xp + (n * C + c) * H * W, cols + c * KH * KW * P, P, H, W,
                                 KH, KW, sh, sw, ph, pw, dh, dw, ho, wo)
             for g in range(G):
-                _gemm(c'N', c'N', Fg, P, Kg, <floating>1, wp + g * Fg * Kg, Kg,
+                gemm(c'N', c'N', Fg, P, Kg, <floating>1, wp + g * Fg * Kg, Kg,
                       cols + g * Kg * P, P, <floating>0, op + (n * F + g * Fg) * P, P)
             if bp != NULL:
                 for f in range(F):
@@ -449,10 +366,10 @@ def conv_backward_images(const floating[:, :, :, ::1] x, const floating[:, :, :,
                                 KH, KW, sh, sw, ph, pw, dh, dw, ho, wo)
             for g in range(G):
                 # dw[g] += dout[n, g] (Fg, P) @ cols[g]^T (P, Kg)
-                _gemm(c'N', c'T', Fg, Kg, P, <floating>1, dp + (n * F + g * Fg) * P, P,
+                gemm(c'N', c'T', Fg, Kg, P, <floating>1, dp + (n * F + g * Fg) * P, P,
                       cols + g * Kg * P, P, <floating>1, dwp + g * Fg * Kg, Kg)
                 # dcols[g] = w[g]^T (Kg, Fg) @ dout[n, g] (Fg, P)
-                _gemm(c'T', c'N', Kg, P, Fg, <floating>1, wp + g * Fg * Kg, Kg,
+                gemm(c'T', c'N', Kg, P, Fg, <floating>1, wp + g * Fg * Kg, Kg,
                       dp + (n * F + g * Fg) * P, P, <floating>0, dcols + g * Kg * P, P)
             memset(dxp + n * C * H * W, 0, <size_t>C * H * W * sizeof(floating))
             for c in range(C):
