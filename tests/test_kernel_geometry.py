@@ -18,9 +18,8 @@ import minidl
 from minidl import _kernels
 from minidl._kernels import numpy_im2col
 from minidl.layers import AvgPool, Conv, FastConv, FastMaxPool, MaxPool
-from minidl.layers import conv as conv_mod
 
-from _conv_paths import forced_conv_path
+from _conv_paths import PATHS, forced_conv_path
 
 pytestmark = pytest.mark.skipif(not _kernels.compiled_available(),
                                 reason="compiled kernels not built")
@@ -83,6 +82,8 @@ def _check_against_naive(case, path):
     with forced_conv_path(path):
         out, cache = FastConv.forward(x, w, b, case["param"])
         got = (out,) + tuple(FastConv.backward(dout, cache))
+    plan = cache.values[0]
+    assert plan.algorithm == (PATHS[path] or "gemm_batched"), (plan, path)
     for name, r, g in zip(("out", "dx", "dw", "db"), ref, got):
         if r is None:
             assert g is None, name
@@ -102,7 +103,7 @@ def test_batched_im2col_path_matches_naive_on_extreme_geometries(case):
 @given(case=conv_geometries(same=True))
 def test_flat_stride1_im2col_matches_naive_when_pad_and_dilation_exceed_the_input(case):
     x_shape, param = case["x_shape"], case["param"]
-    g = conv_mod.ConvGeometry("t", np.empty(x_shape), np.empty(case["w_shape"]), None, param)
+    g = _kernels.plan_conv("t", np.empty(x_shape), np.empty(case["w_shape"]), None, param)
     assert (g.sh, g.sw, g.WO) == (1, 1, g.W)  # the flat copy's condition
     _check_against_naive(case, "im2col")
     _check_against_naive(case, "images")
