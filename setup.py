@@ -4,11 +4,24 @@ Three outcomes, decided here and reported by ``minidl.kernels_info()`` at run ti
 
 1. a compiler that understands OpenMP: kernels built with ``-fopenmp`` (parallel);
 2. a compiler without OpenMP (macOS clang, old MSVC): kernels built serially; the ``prange``
-   loops compile to plain loops through ``_kernels/_openmp_stub.h``;
+   loops compile to plain loops (Cython guards its pragmas with ``_OPENMP``) and
+   ``_kernels/_openmp_helpers.h`` answers "serial";
 3. no compiler or no Cython: no extension at all; minidl runs its NumPy im2col path and says so.
 
-Set ``MINIDL_BOUNDSCHECK=1`` to rebuild with Cython bounds and wraparound checks (debugging).
-Set ``MINIDL_NO_OPENMP=1`` to force the serial build, ``MINIDL_NO_EXTENSIONS=1`` to skip it.
+Debugging switches (environment variables read at build time):
+
+* ``MINIDL_BOUNDSCHECK=1``: Cython's bounds and wraparound checks on every memoryview, plus the
+  kernels' own index assertions (``MINIDL_DEBUG_CHECKS``, see ``_kernels/_checks.h``): the hot
+  loops index raw pointers, which Cython's checks cannot see, so each loop range is asserted
+  against its buffer and a violation aborts with the failing condition.
+* ``MINIDL_SANITIZE=address``: compile and link the kernels with AddressSanitizer (``-O1 -g``,
+  frame pointers, OpenMP kept: GCC's libgomp runs under ASan), with the index assertions on.
+  Python itself is not instrumented, so run it with the runtime preloaded::
+
+      LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
+          PYTHONMALLOC=malloc python -m pytest tests/test_kernel_geometry.py
+
+* ``MINIDL_NO_OPENMP=1`` forces the serial build, ``MINIDL_NO_EXTENSIONS=1`` skips it.
 """
 import os
 import shutil
@@ -68,9 +81,19 @@ class OptionalBuildExt(build_ext):
         flags = _openmp_flags(self.compiler)
         if flags is None:
             print("minidl: OpenMP not available; building serial kernels", file=sys.stderr)
+        sanitize = _sanitizer()
         for ext in self.extensions:
             if self.compiler.compiler_type != "msvc":
                 ext.extra_compile_args += ["-O3"]
+            if sanitize:
+                if self.compiler.compiler_type == "msvc":
+                    raise SystemExit("minidl: MINIDL_SANITIZE needs GCC or clang")
+                # -O1 after -O3 wins; frame pointers and -g make the reports readable
+                ext.extra_compile_args += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer",
+                                           "-g", "-O1"]
+                ext.extra_link_args += [f"-fsanitize={sanitize}"]
+            if sanitize or _debug_checks():
+                ext.define_macros.append(("MINIDL_DEBUG_CHECKS", "1"))
             if flags is not None:
                 ext.extra_compile_args += flags[0]
                 ext.extra_link_args += flags[1]
@@ -79,6 +102,8 @@ class OptionalBuildExt(build_ext):
             try:
                 self.build_extension(ext)
             except Exception as exc:  # noqa: BLE001
+                if sanitize or _debug_checks():
+                    raise  # a debugging build asked for must not fall back silently
                 print(
                     f"minidl: could not build {ext.name} ({exc}); "
                     "minidl will use its NumPy fallback for it",
@@ -89,8 +114,24 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as exc:  # noqa: BLE001 - e.g. no compiler at all
+            if _sanitizer() or _debug_checks():
+                raise
             print(f"minidl: compiled kernels not built ({exc}); using the NumPy path",
                   file=sys.stderr)
+
+
+def _sanitizer():
+    """MINIDL_SANITIZE's value ('address'), or None; anything else is a build error."""
+    value = os.environ.get("MINIDL_SANITIZE", "").strip()
+    if not value:
+        return None
+    if value != "address":
+        raise SystemExit(f"minidl: MINIDL_SANITIZE={value!r} is not supported; use 'address'")
+    return value
+
+
+def _debug_checks():
+    return bool(os.environ.get("MINIDL_BOUNDSCHECK"))
 
 
 def _extensions():
@@ -103,7 +144,7 @@ def _extensions():
         return []
     from setuptools import Extension
 
-    debug = bool(os.environ.get("MINIDL_BOUNDSCHECK"))
+    debug = _debug_checks()
     directives = {
         "language_level": 3,
         "boundscheck": debug,

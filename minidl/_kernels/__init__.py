@@ -1,32 +1,29 @@
 """minidl's compiled kernels, and the NumPy path used when they are not built.
 
-``layers/`` calls only the functions here; they pick the compiled kernel when it was built
-and the vectorised NumPy path otherwise (warning once, with the command that builds them).
-Arguments are checked by the layers before they get here; this module checks again only what
-the C code needs to stay in bounds (dtype, contiguity, array shapes, window extents), so a
-wrong call raises ValueError instead of reading outside an array.
+``layers/`` calls only what is here; the compiled kernel runs when it was built and the
+vectorised NumPy path otherwise (warning once, with the command that builds them).
 
 What is here:
 
+* ``convolution``: ``ConvPlan`` / ``plan_conv`` (a convolution validated once into a cached
+  plan: sizes, multiply-adds, algorithm, workspace), the algorithms behind FastConv
+  (``convolution.forward`` / ``convolution.backward``) and their setting
+  (``set_conv_algorithm``, ``set_conv_autotune``);
 * ``im2col`` / ``col2im`` (per-image column layout) and ``im2col_batched`` /
-  ``col2im_batched`` (images side by side, for one GEMM over a chunk of the batch);
-* ``conv_images_forward`` / ``conv_images_backward``: im2col + GEMM one image per OpenMP
-  thread, each calling the BLAS single-threaded (the BLAS behind scipy.linalg.cython_blas,
-  found at run time; ``images_available()`` says whether it was), so that the OpenMP pool and
-  the BLAS pool never compete for the cores;
-* ``conv_direct_forward`` / ``conv_direct_backward_data`` / ``conv_direct_backward_filter``:
-  grouped and depthwise convolution without im2col (vectorised loops over output rows);
-  ``conv_depthwise_backward``: all three depthwise gradients in one pass over dout;
+  ``col2im_batched`` (images side by side), checked wrappers for callers outside the plans
+  (pooling's NumPy path, the CS231n names, tests);
 * ``maxpool_forward`` / ``maxpool_backward`` / ``avgpool_forward`` / ``avgpool_backward``;
 * ``batchnorm_forward_train`` / ``batchnorm_backward``: spatial batch norm in two passes each;
-* the im2col workspace bound: ``set_workspace_limit(nbytes)`` / ``get_workspace_limit()``
-  (default 256 MB, or MINIDL_WORKSPACE_MB at import). FastConv processes the batch in chunks
-  whose column matrix fits in it (and, for speed, in ``minidl.layers.conv.CHUNK_TARGET_BYTES``);
-  ``workspace(name, shape, dtype)`` hands out the reusable scratch arrays it unfolds into,
-  ``release_workspaces()`` frees them.
+* ``relu_forward`` / ``relu_backward``;
+* threads (``omp_max_threads``, ``set_parallel_min_work``: small calls stay serial), the
+  per-image path's BLAS (``images_available``), the workspace bound
+  (``set_workspace_limit(nbytes)``, default 256 MB or MINIDL_WORKSPACE_MB) and the reusable
+  scratch arrays (``workspace(name, shape, dtype)``, ``release_workspaces()``).
 
-``direct_available()`` says whether the direct kernels (everything but im2col/col2im) are
-built; the layers fall back to NumPy formulas when they are not.
+Every wrapper checks what its C code needs to stay in bounds (dtype, contiguity, shapes,
+window extents) before entering it, so a wrong call raises ValueError instead of reading
+outside an array; the convolution algorithms take a ConvPlan instead, which did those checks
+once. ``direct_available()`` says whether the compiled kernels beyond im2col/col2im can run.
 """
 import os
 import threading
@@ -34,16 +31,14 @@ import warnings
 
 import numpy as np
 
-from . import numpy_im2col
+from . import convolution, numpy_im2col
+from .convolution import (ConvPlan, forced_algorithm, get_conv_algorithm, get_conv_autotune,
+                          plan_conv, set_conv_algorithm, set_conv_autotune)
 
-try:  # the compiled extensions are optional: see setup.py
-    from . import _im2col as _compiled_im2col
+try:  # the compiled extensions are optional (see setup.py); they are built as one set
+    from . import _common, _conv, _direct_conv, _eltwise, _norm, _pool
 except ImportError:  # pragma: no cover - exercised only on machines without a compiler
-    _compiled_im2col = None
-try:
-    from . import _direct as _compiled_direct
-except ImportError:  # pragma: no cover
-    _compiled_direct = None
+    _common = _conv = _direct_conv = _eltwise = _norm = _pool = None
 
 _BUILD_HINT = "pip install -e . (needs a C compiler and Cython)"
 _warned = False
@@ -78,6 +73,7 @@ def set_workspace_limit(nbytes):
     if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 1:
         raise ValueError(f"set_workspace_limit: nbytes must be a positive integer, got {nbytes!r}")
     old, _workspace_limit = _workspace_limit, int(nbytes)
+    convolution.settings_changed()
     return old
 
 
@@ -115,12 +111,12 @@ def release_workspaces():
 
 def compiled_available():
     """True when the compiled kernels were built and imported."""
-    return _compiled_im2col is not None
+    return _common is not None
 
 
 def direct_available():
     """True when the direct kernels (grouped/depthwise conv, pooling, batch norm) are usable now."""
-    return _compiled_direct is not None and not _force_numpy
+    return _common is not None and not _force_numpy
 
 
 def use_compiled(flag=None):
@@ -131,6 +127,7 @@ def use_compiled(flag=None):
     global _force_numpy
     if flag is not None:
         _force_numpy = not flag
+        convolution.settings_changed()
     return compiled_available() and not _force_numpy
 
 
@@ -138,7 +135,7 @@ def _compiled():
     global _warned
     if _force_numpy:
         return None
-    if _compiled_im2col is None and not _warned:
+    if _conv is None and not _warned:
         _warned = True
         warnings.warn(
             "minidl: compiled kernels are not built; using the slower NumPy im2col path. "
@@ -146,27 +143,35 @@ def _compiled():
             RuntimeWarning,
             stacklevel=3,
         )
-    return _compiled_im2col
+    return _conv
 
 
 def openmp_enabled():
     """True when the compiled kernels run with OpenMP."""
-    return _compiled_im2col is not None and _compiled_im2col.openmp_enabled()
+    return _common is not None and _common.openmp_enabled()
 
 
 def omp_max_threads():
     """Threads an OpenMP region of the kernels would use now (1 without OpenMP)."""
-    return _compiled_im2col.omp_max_threads() if openmp_enabled() else 1
+    return _common.omp_max_threads() if openmp_enabled() else 1
+
+
+def debug_checks():
+    """True when the compiled kernels carry their index assertions (see setup.py)."""
+    return _common is not None and _common.debug_checks()
 
 
 def set_omp_threads(n):
     """Set the OpenMP thread count of the kernels' runtime (a no-op without OpenMP)."""
     if openmp_enabled():
-        _compiled_im2col.set_omp_threads(n)
+        _common.set_omp_threads(n)
+    convolution.settings_changed()
 
 
 PARALLEL_MIN_WORK = 131072
 _parallel_min_work = PARALLEL_MIN_WORK
+if _common is not None:
+    _common.set_parallel_min_work(PARALLEL_MIN_WORK)
 
 
 def set_parallel_min_work(n):
@@ -181,9 +186,9 @@ def set_parallel_min_work(n):
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"set_parallel_min_work: n must be a non-negative integer, got {n!r}")
     _parallel_min_work = int(n)
-    for mod in (_compiled_im2col, _compiled_direct):
-        if mod is not None:
-            mod.set_parallel_min_work(int(n))
+    if _common is not None:  # the copy the compiled loops read
+        _common.set_parallel_min_work(_parallel_min_work)
+    convolution.settings_changed()
 
 
 def get_parallel_min_work():
@@ -333,7 +338,7 @@ def _images_blas():
     global _images_lib
     if _images_lib is None:
         _images_lib = False
-        if _compiled_im2col is not None and hasattr(_compiled_im2col, "set_blas"):
+        if _common is not None:
             try:
                 import scipy
                 import scipy.linalg.cython_blas as cb
@@ -345,7 +350,7 @@ def _images_blas():
                     if lib.user_api == "blas" and os.path.abspath(lib.filepath).startswith(
                         (os.path.join(root, "scipy") + os.sep, os.path.join(root, "scipy.libs") + os.sep))]
             if len(libs) == 1:
-                _compiled_im2col.set_blas(cb.__pyx_capi__["sgemm"], cb.__pyx_capi__["dgemm"])
+                _common.set_blas(cb.__pyx_capi__["sgemm"], cb.__pyx_capi__["dgemm"])
                 _images_lib = libs[0]
     return _images_lib
 
@@ -353,14 +358,6 @@ def _images_blas():
 def images_available():
     """True when the per-image im2col + GEMM kernels can run (compiled, scipy's BLAS found)."""
     return not _force_numpy and bool(_images_blas())
-
-
-def _images_threads(n_img, per_image_bytes, work):
-    """Threads for the per-image loop: at most one per image, workspaces within the bound,
-    and one when the whole call is too small to be worth waking the others (work in MACs)."""
-    if work < _parallel_min_work:
-        return 1
-    return max(1, min(n_img, omp_max_threads(), get_workspace_limit() // max(per_image_bytes, 1)))
 
 
 class _SingleThreadedBlas:
@@ -377,186 +374,10 @@ class _SingleThreadedBlas:
             self.lib.set_num_threads(self.old)
 
 
-def _conv_inputs(fn, x, w, b, groups, sh, sw, ph, pw, dh, dw, ho, wo):
-    """The checks every convolution kernel's forward makes before entering C: float arrays
-    of one dtype, sizes that fit, a bias of one value per filter (or None)."""
-    x = _float_array(fn, "x", x, 4)
-    w = _float_array(fn, "w", w, 4)
-    _check_dtypes(fn, x=x, w=w)
-    _conv_dims(fn, x.shape, w.shape, groups, sh, sw, ph, pw, dh, dw, ho, wo)
-    if b is not None:
-        b = _float_array(fn, "b", b, 1)
-        _check_dtypes(fn, x=x, b=b)
-        if b.shape != (w.shape[0],):
-            raise ValueError(f"{fn}: b {b.shape} must have {w.shape[0]} values")
-    return x, w, b
-
-
-def conv_images_forward(x, w, groups, sh, sw, ph, pw, dh, dw, ho, wo, b=None):
-    """Convolution x (N, C, H, W) * w (F, C/G, KH, KW) (+ b (F,)) -> (N, F, HO, WO) by per-image
-    im2col + GEMM, the images spread over the OpenMP threads (each with a one-thread BLAS)."""
-    if not images_available():
-        raise RuntimeError("conv_images_forward: needs the compiled kernels and scipy's BLAS")
-    x, w, b = _conv_inputs("conv_images_forward", x, w, b, groups, sh, sw, ph, pw, dh, dw, ho, wo)
-    n, c = x.shape[:2]
-    k = c * w.shape[2] * w.shape[3]
-    nt = _images_threads(n, k * ho * wo * x.itemsize, n * w.shape[0] * k // groups * ho * wo)
-    ws = workspace("images_cols", (nt, k * ho * wo), x.dtype)
-    out = np.empty((n, w.shape[0], ho * wo), dtype=x.dtype)
-    if out.size:
-        with _SingleThreadedBlas():
-            _compiled_im2col.conv_forward_images(x, w, b, out, ws, groups, sh, sw, ph, pw, dh, dw,
-                                                 ho, wo)
-    return out.reshape(n, w.shape[0], ho, wo)
-
-
-def conv_images_backward(x, w, dout, groups, sh, sw, ph, pw, dh, dw):
-    """Gradients of conv_images_forward: dout (N, F, HO, WO) -> dx (N, C, H, W), dw (F, C/G, KH, KW)."""
-    if not images_available():
-        raise RuntimeError("conv_images_backward: needs the compiled kernels and scipy's BLAS")
-    fn = "conv_images_backward"
-    x = _float_array(fn, "x", x, 4)
-    w = _float_array(fn, "w", w, 4)
-    dout = _float_array(fn, "dout", dout, 4)
-    _check_dtypes(fn, x=x, w=w, dout=dout)
-    n, c = x.shape[:2]
-    f, ho, wo = dout.shape[1:]
-    if dout.shape[0] != n or f != w.shape[0]:
-        raise ValueError(f"{fn}: dout {dout.shape} does not fit x {x.shape} and w {w.shape}")
-    _conv_dims(fn, x.shape, w.shape, groups, sh, sw, ph, pw, dh, dw, ho, wo)
-    k = c * w.shape[2] * w.shape[3]
-    nt = _images_threads(n, 2 * k * ho * wo * x.itemsize, n * f * k // groups * ho * wo)
-    ws_cols = workspace("images_cols", (nt, k * ho * wo), x.dtype)
-    ws_dcols = workspace("images_dcols", (nt, k * ho * wo), x.dtype)
-    dw_part = np.zeros((nt, w.size), dtype=x.dtype)
-    dx = np.empty(x.shape, dtype=x.dtype)
-    if dx.size and dout.size:
-        with _SingleThreadedBlas():
-            _compiled_im2col.conv_backward_images(x, w, dout.reshape(n, f, ho * wo), dx, dw_part,
-                                                  ws_cols, ws_dcols, groups, sh, sw, ph, pw,
-                                                  dh, dw, ho, wo)
-    else:
-        dx[...] = 0
-    return dx, dw_part.sum(axis=0).reshape(w.shape)
-
-
-# ---------------------------------------------------------------- direct grouped conv
-
-def _direct():
+def _require_direct(fn):
     if not direct_available():
-        raise RuntimeError("minidl: the direct kernels are not available (not built, or "
+        raise RuntimeError(f"{fn}: the compiled kernels are not available (not built, or "
                            f"use_compiled(False)); build them with: {_BUILD_HINT}")
-    return _compiled_direct
-
-
-def _conv_dims(fn, x_shape, w_shape, groups, sh, sw, ph, pw, dh, dw, ho, wo):
-    n, c, h, wd = x_shape
-    f, cg, kh, kw = w_shape
-    if groups < 1 or c % groups or f % groups or cg * groups != c:
-        raise ValueError(f"{fn}: x {tuple(x_shape)} and w {tuple(w_shape)} do not fit "
-                         f"groups={groups}")
-    _window_fits(fn, "height", h, kh, sh, ph, dh, ho)
-    _window_fits(fn, "width", wd, kw, sw, pw, dw, wo)
-
-
-def conv_direct_forward(x, w, groups, sh, sw, ph, pw, dh, dw, ho, wo, b=None):
-    """Grouped convolution without im2col: x (N, C, H, W), w (F, C/G, KH, KW), b (F,) or None
-    -> (N, F, HO, WO), the bias added in the kernel while each plane is in cache.
-
-    Parallel over (image, group); each piece copies its padded input once and accumulates
-    whole output rows (vectorised). Meant for few channels per group (depthwise: C/G == 1).
-    """
-    mod = _direct()
-    x, w, b = _conv_inputs("conv_direct_forward", x, w, b, groups, sh, sw, ph, pw, dh, dw, ho, wo)
-    out = np.empty((x.shape[0], w.shape[0], ho, wo), dtype=x.dtype)
-    if out.size and mod.gconv_forward(x, w, b, out, groups, sh, sw, ph, pw, dh, dw):
-        raise MemoryError("conv_direct_forward: could not allocate a padded input buffer")
-    return out
-
-
-def conv_direct_backward_data(dout, w, x_shape, groups, sh, sw, ph, pw, dh, dw):
-    """Gradient to the input of conv_direct_forward: dout (N, F, HO, WO) -> dx (N, C, H, W)."""
-    mod = _direct()
-    dout = _float_array("conv_direct_backward_data", "dout", dout, 4)
-    w = _float_array("conv_direct_backward_data", "w", w, 4)
-    _check_dtypes("conv_direct_backward_data", dout=dout, w=w)
-    x_shape = tuple(int(s) for s in x_shape)
-    if dout.shape[:2] != (x_shape[0], w.shape[0]):
-        raise ValueError(f"conv_direct_backward_data: dout {dout.shape} does not fit x "
-                         f"{x_shape} and w {w.shape}")
-    _conv_dims("conv_direct_backward_data", x_shape, w.shape, groups, sh, sw, ph, pw, dh, dw,
-               dout.shape[2], dout.shape[3])
-    G, Fg, Cg, kh, kw = groups, w.shape[0] // groups, w.shape[1], w.shape[2], w.shape[3]
-    qh, qw = dh * (kh - 1) - ph, dw * (kw - 1) - pw
-    if sh == sw == 1 and qh >= 0 and qw >= 0:
-        # stride 1: the input gradient is itself a grouped convolution, of dout padded by
-        # dilation*(K-1) - pad with the flipped kernel and in/out channels swapped per group,
-        # so it runs the (faster) forward kernel
-        wt = w.reshape(G, Fg, Cg, kh, kw).transpose(0, 2, 1, 3, 4)[:, :, :, ::-1, ::-1]
-        wt = np.ascontiguousarray(wt).reshape(G * Cg, Fg, kh, kw)
-        return conv_direct_forward(dout, wt, G, 1, 1, qh, qw, dh, dw, x_shape[2], x_shape[3])
-    dx = np.empty(x_shape, dtype=dout.dtype)
-    if dx.size and mod.gconv_backward_data(dout, w, dx, groups, sh, sw, ph, pw, dh, dw):
-        raise MemoryError("conv_direct_backward_data: could not allocate a padded buffer")
-    return dx
-
-
-def conv_direct_backward_filter(x, dout, w_shape, groups, sh, sw, ph, pw, dh, dw, with_db=False):
-    """Gradient to the weights of conv_direct_forward: -> dw (F, C/G, KH, KW), or (dw, db)
-    with ``with_db`` (db (F,), the bias gradient, summed in the same pass). Parallel over groups."""
-    mod = _direct()
-    x = _float_array("conv_direct_backward_filter", "x", x, 4)
-    dout = _float_array("conv_direct_backward_filter", "dout", dout, 4)
-    _check_dtypes("conv_direct_backward_filter", x=x, dout=dout)
-    w_shape = tuple(int(s) for s in w_shape)
-    if dout.shape[:2] != (x.shape[0], w_shape[0]):
-        raise ValueError(f"conv_direct_backward_filter: dout {dout.shape} does not fit x "
-                         f"{x.shape} and w {w_shape}")
-    _conv_dims("conv_direct_backward_filter", x.shape, w_shape, groups, sh, sw, ph, pw, dh, dw,
-               dout.shape[2], dout.shape[3])
-    dw_ = np.zeros(w_shape, dtype=x.dtype)
-    db = np.zeros(w_shape[0], dtype=x.dtype) if with_db else None
-    if dw_.size and x.size and mod.gconv_backward_filter(x, dout, dw_, db, groups, sh, sw, ph,
-                                                         pw, dh, dw):
-        raise MemoryError("conv_direct_backward_filter: could not allocate a padded buffer")
-    return (dw_, db) if with_db else dw_
-
-
-def conv_depthwise_backward(x, w, dout, sh, sw, ph, pw, dh, dw, with_db=False):
-    """Depthwise backward (groups == C, w (F, 1, KH, KW), F a multiple of C) in one pass:
-    x (N, C, H, W), dout (N, F, HO, WO) -> (dx (N, C, H, W), dw (F, 1, KH, KW), db (F,) or None).
-
-    One piece per (image, channel), in parallel: each reads its dout planes from memory once
-    for all three gradients (conv_direct_backward_data + conv_direct_backward_filter read
-    them twice). The pieces write their own shares of dw/db, summed over images here, so the
-    result does not depend on the thread count.
-    """
-    fn = "conv_depthwise_backward"
-    mod = _direct()
-    x = _float_array(fn, "x", x, 4)
-    w = _float_array(fn, "w", w, 4)
-    dout = _float_array(fn, "dout", dout, 4)
-    _check_dtypes(fn, x=x, w=w, dout=dout)
-    n, c = x.shape[:2]
-    f = w.shape[0]
-    if w.shape[1] != 1 or f % c:
-        raise ValueError(f"{fn}: w {w.shape} is not depthwise for x {x.shape} (needs "
-                         f"(k*C, 1, KH, KW))")
-    if dout.shape[:2] != (n, f):
-        raise ValueError(f"{fn}: dout {dout.shape} does not fit x {x.shape} and w {w.shape}")
-    _conv_dims(fn, x.shape, w.shape, c, sh, sw, ph, pw, dh, dw, dout.shape[2], dout.shape[3])
-    dx = np.empty(x.shape, dtype=x.dtype)
-    dw_part = np.empty((n,) + w.shape[:1] + w.shape[2:], dtype=x.dtype)
-    db_part = np.empty((n, f), dtype=x.dtype) if with_db else None
-    if dx.size == 0 or dw_part.size == 0:
-        dx[...] = 0
-        return dx, np.zeros(w.shape, x.dtype), (np.zeros(f, x.dtype) if with_db else None)
-    wflip = np.ascontiguousarray(w[:, :, ::-1, ::-1])
-    if mod.depthwise_backward_fused(x, dout, w, wflip, dx, dw_part, db_part, sh, sw, ph, pw,
-                                    dh, dw):
-        raise MemoryError(f"{fn}: could not allocate a padded buffer")
-    dw_ = dw_part.sum(axis=0).reshape(w.shape)
-    return dx, dw_, (db_part.sum(axis=0) if with_db else None)
 
 
 # ---------------------------------------------------------------------------- pooling
@@ -576,21 +397,21 @@ def _pool_dims(fn, x_shape, kh, kw, sh, sw, ph, pw, ho, wo):
 def maxpool_forward(x, kh, kw, sh, sw, ph, pw, ho, wo):
     """x (N, C, H, W) -> out (N, C, HO, WO) and idx (N, C, HO, WO) int32: the flat position
     (in its H*W plane) of each window's first maximum. Padding never wins."""
-    mod = _direct()
+    _require_direct("maxpool_forward")
     x = _float_array("maxpool_forward", "x", x, 4)
     _pool_dims("maxpool_forward", x.shape, kh, kw, sh, sw, ph, pw, ho, wo)
     n, c, h, w = x.shape
     out = np.empty((n, c, ho, wo), dtype=x.dtype)
     idx = np.empty((n, c, ho, wo), dtype=np.int32)
     if out.size:
-        mod.maxpool_forward(x.reshape(n * c, h, w), out.reshape(n * c, ho, wo),
+        _pool.maxpool_forward(x.reshape(n * c, h, w), out.reshape(n * c, ho, wo),
                             idx.reshape(n * c, ho, wo), kh, kw, sh, sw, ph, pw)
     return out, idx
 
 
 def maxpool_backward(dout, idx, x_shape):
     """dout (N, C, HO, WO), idx from maxpool_forward -> dx (N, C, H, W)."""
-    mod = _direct()
+    _require_direct("maxpool_backward")
     dout = _float_array("maxpool_backward", "dout", dout, 4)
     n, c, h, w = (int(s) for s in x_shape)
     if not isinstance(idx, np.ndarray) or idx.dtype != np.int32 or idx.shape != dout.shape \
@@ -603,27 +424,27 @@ def maxpool_backward(dout, idx, x_shape):
     dx = np.empty((n, c, h, w), dtype=dout.dtype)
     if dx.size:
         ho, wo = dout.shape[2:]
-        mod.maxpool_backward(dout.reshape(n * c, ho, wo), idx.reshape(n * c, ho, wo),
+        _pool.maxpool_backward(dout.reshape(n * c, ho, wo), idx.reshape(n * c, ho, wo),
                              dx.reshape(n * c, h, w))
     return dx
 
 
 def avgpool_forward(x, kh, kw, sh, sw, ph, pw, ho, wo):
     """x (N, C, H, W) -> window means (N, C, HO, WO); zero padding counts in the divisor."""
-    mod = _direct()
+    _require_direct("avgpool_forward")
     x = _float_array("avgpool_forward", "x", x, 4)
     _pool_dims("avgpool_forward", x.shape, kh, kw, sh, sw, ph, pw, ho, wo)
     n, c, h, w = x.shape
     out = np.empty((n, c, ho, wo), dtype=x.dtype)
     if out.size:
-        mod.avgpool_forward(x.reshape(n * c, h, w), out.reshape(n * c, ho, wo),
+        _pool.avgpool_forward(x.reshape(n * c, h, w), out.reshape(n * c, ho, wo),
                             kh, kw, sh, sw, ph, pw)
     return out
 
 
 def avgpool_backward(dout, x_shape, kh, kw, sh, sw, ph, pw):
     """dout (N, C, HO, WO) -> dx (N, C, H, W) of avgpool_forward."""
-    mod = _direct()
+    _require_direct("avgpool_backward")
     dout = _float_array("avgpool_backward", "dout", dout, 4)
     n, c, h, w = (int(s) for s in x_shape)
     ho, wo = dout.shape[2:]
@@ -632,7 +453,7 @@ def avgpool_backward(dout, x_shape, kh, kw, sh, sw, ph, pw):
     _pool_dims("avgpool_backward", (n, c, h, w), kh, kw, sh, sw, ph, pw, ho, wo)
     dx = np.empty((n, c, h, w), dtype=dout.dtype)
     if dx.size:
-        mod.avgpool_backward(dout.reshape(n * c, ho, wo), dx.reshape(n * c, h, w),
+        _pool.avgpool_backward(dout.reshape(n * c, ho, wo), dx.reshape(n * c, h, w),
                              kh, kw, sh, sw, ph, pw)
     return dx
 
@@ -661,7 +482,7 @@ def batchnorm_forward_train(x, gamma, beta, eps):
     the statistics and one for out, per channel, in parallel over channels.
     """
     fn = "batchnorm_forward_train"
-    mod = _direct()
+    _require_direct("batchnorm_forward_train")
     x, x3 = _bn_view(fn, "x", x)
     c = x.shape[1]
     gamma = _bn_param(fn, "gamma", gamma, c, x.dtype)
@@ -671,7 +492,7 @@ def batchnorm_forward_train(x, gamma, beta, eps):
     out = np.empty_like(x)
     mean = np.empty(c)
     var = np.empty(c)
-    mod.batchnorm_forward_train(x3, gamma, beta, float(eps), out.reshape(x3.shape), mean, var)
+    _norm.batchnorm_forward_train(x3, gamma, beta, float(eps), out.reshape(x3.shape), mean, var)
     return out, mean, var
 
 
@@ -684,7 +505,7 @@ def batchnorm_backward(dout, x, mean, var, gamma, eps):
     dgamma and dbeta come back in x's dtype.
     """
     fn = "batchnorm_backward"
-    mod = _direct()
+    _require_direct("batchnorm_backward")
     x, x3 = _bn_view(fn, "x", x)
     dout, d3 = _bn_view(fn, "dout", dout)
     _check_dtypes(fn, x=x, dout=dout)
@@ -697,7 +518,7 @@ def batchnorm_backward(dout, x, mean, var, gamma, eps):
     dx = np.empty_like(x)
     dgamma = np.empty(c)
     dbeta = np.empty(c)
-    mod.batchnorm_backward(x3, d3, mean, istd, gamma, dx.reshape(x3.shape), dgamma, dbeta)
+    _norm.batchnorm_backward(x3, d3, mean, istd, gamma, dx.reshape(x3.shape), dgamma, dbeta)
     return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
 
 
@@ -714,7 +535,7 @@ def relu_forward(x):
     if not _relu_ready(x):
         return np.maximum(x, 0)
     out = np.empty_like(x)
-    _compiled_direct.relu_forward(x.reshape(-1), out.reshape(-1))
+    _eltwise.relu_forward(x.reshape(-1), out.reshape(-1))
     return out
 
 
@@ -723,5 +544,5 @@ def relu_backward(dout, x):
     if dout.shape != x.shape or not _relu_ready(dout, x):
         return dout * (x > 0)
     dx = np.empty_like(dout)
-    _compiled_direct.relu_backward(dout.reshape(-1), x.reshape(-1), dx.reshape(-1))
+    _eltwise.relu_backward(dout.reshape(-1), x.reshape(-1), dx.reshape(-1))
     return dx

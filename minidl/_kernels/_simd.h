@@ -1,9 +1,13 @@
-/* Hot loops of minidl's direct kernels, written in C so that the compiler vectorises them.
+/* What every C kernel header shares: the SIMD clone attribute, the OpenMP simd reductions
+   and the vector types. A topic header (e.g. _pool.h) includes this one and compiles its
+   ``*_impl.h`` twice, for float (suffix _f) and double (suffix _d).
 
-   Included by the .pyx files; ``_simd_impl.h`` is instantiated twice, for float (suffix _f)
-   and double (suffix _d). Every function works on one (image, group) or one (image, channel)
-   plane and is called from a Cython prange loop, so none of them starts threads or calls the
-   BLAS. The callers validate all sizes in Python first; these functions trust them.
+   The hot loops live in one header per topic (``_direct_conv_impl.h``, ``_pool_impl.h``,
+   ``_norm_impl.h``, ...), included by that topic's .pyx through its ``_<topic>.h``. Every
+   function works on one (image, group), plane or channel and is called from a Cython prange
+   loop, so none of them starts threads or calls the BLAS. The callers validate all sizes in
+   Python first (into a plan); the loops clamp what they index and debug builds assert it
+   (_checks.h).
 
    MINIDL_CLONES asks GCC (x86-64 Linux) for AVX2/FMA and AVX-512 clones of a function plus a
    baseline one, picked once at load time from the CPU: the build itself stays portable
@@ -16,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include "_checks.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && !defined(MINIDL_NO_CLONES)
@@ -45,21 +50,5 @@
 typedef float minidl_vf __attribute__((vector_size(32)));
 typedef double minidl_vd __attribute__((vector_size(32)));
 #endif
-
-#define T float
-#define VT minidl_vf
-#define FN(name) name##_f
-#include "_simd_impl.h"
-#undef T
-#undef VT
-#undef FN
-
-#define T double
-#define VT minidl_vd
-#define FN(name) name##_d
-#include "_simd_impl.h"
-#undef T
-#undef VT
-#undef FN
 
 #endif

@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""im2col / col2im for NCHW images, any stride, padding and dilation (float32 and float64).
+"""Convolution through im2col + GEMM: im2col / col2im for NCHW images, any stride, padding
+and dilation (float32 and float64), and the per-image im2col + GEMM convolution.
 
 Two column layouts, the same rows (c, i, j) and columns (y, x):
 
@@ -10,61 +11,23 @@ Two column layouts, the same rows (c, i, j) and columns (y, x):
 
 Both are parallel over (image, channel) pairs, each of which owns its rows of cols (or its
 plane of dx), so no two threads write the same memory. The Python wrappers in
-``minidl._kernels`` validate shapes, dtypes and contiguity; the functions here trust them.
+``minidl._kernels`` validate shapes, dtypes and contiguity; every loop here also clamps its
+column range to the row it writes (_tap_range, _flat_range), so that no geometry can make it
+write outside.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
+from libc.string cimport memset
 
-ctypedef fused floating:
-    float
-    double
-
-cdef extern from "_openmp_helpers.h":
-    int minidl_openmp_enabled() nogil
-    int minidl_omp_max_threads() nogil
-    void minidl_omp_set_threads(int n) nogil
+from ._common cimport MINIDL_CHECK, floating, gemm, threads_for
 
 
-def openmp_enabled():
-    """True when the kernels were compiled with OpenMP."""
-    return bool(minidl_openmp_enabled())
-
-
-def omp_max_threads():
-    """The number of threads an OpenMP parallel region would use now."""
-    return minidl_omp_max_threads()
-
-
-def set_omp_threads(int n):
-    """omp_set_num_threads(n) in the OpenMP runtime these kernels were linked with."""
-    minidl_omp_set_threads(n)
-
-
-
-# Below this many elements copied a loop runs on the calling thread: waking a team of OpenMP
-# threads costs microseconds on a quiet machine and milliseconds on a busy one.
-cdef long _min_parallel_work = 131072
-
-
-def set_parallel_min_work(long n):
-    """Loops with less work than n run serially (0: always parallel, for tests)."""
-    global _min_parallel_work
-    _min_parallel_work = n
-
-
-def parallel_min_work():
-    """The current threshold of set_parallel_min_work."""
-    return _min_parallel_work
-
-
-cdef inline int _default_threads(long work) noexcept nogil:
-    return minidl_omp_max_threads() if work >= _min_parallel_work else 1
 def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
            int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
            int ho, int wo, int nthreads=0):
     """Fill cols (N, C*KH*KW, HO*WO) from x (N, C, H, W). nthreads 0: the OpenMP default."""
     cdef Py_ssize_t n_img = x.shape[0], n_ch = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
-    cdef int nt = nthreads if nthreads > 0 else _default_threads(<long>n_img * n_ch * kh * kw * P)
+    cdef int nt = nthreads if nthreads > 0 else threads_for(<long>n_img * n_ch * kh * kw * P)
     cdef const floating *xp = &x[0, 0, 0, 0]
     cdef floating *cp = &cols[0, 0, 0]
     with nogil:
@@ -81,7 +44,7 @@ def im2col_batched(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
     """Fill cols (C*KH*KW, N, HO*WO) from x (N, C, H, W)."""
     cdef Py_ssize_t n_img = x.shape[0], n_ch = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
-    cdef int nt = nthreads if nthreads > 0 else _default_threads(<long>n_img * n_ch * kh * kw * P)
+    cdef int nt = nthreads if nthreads > 0 else threads_for(<long>n_img * n_ch * kh * kw * P)
     cdef const floating *xp = &x[0, 0, 0, 0]
     cdef floating *cp = &cols[0, 0, 0]
     with nogil:
@@ -98,7 +61,7 @@ def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] dx,
     """Scatter-add cols (N, C*KH*KW, HO*WO) into dx (N, C, H, W), which must start zeroed."""
     cdef Py_ssize_t n_img = dx.shape[0], n_ch = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
     cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
-    cdef int nt = nthreads if nthreads > 0 else _default_threads(<long>n_img * n_ch * kh * kw * P)
+    cdef int nt = nthreads if nthreads > 0 else threads_for(<long>n_img * n_ch * kh * kw * P)
     cdef const floating *cp = &cols[0, 0, 0]
     cdef floating *xp = &dx[0, 0, 0, 0]
     with nogil:
@@ -115,7 +78,7 @@ def col2im_batched(const floating[:, :, ::1] cols, floating[:, :, :, ::1] dx,
     """Scatter-add cols (C*KH*KW, N, HO*WO) into dx (N, C, H, W), which must start zeroed."""
     cdef Py_ssize_t n_img = dx.shape[0], n_ch = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
     cdef Py_ssize_t nc, n, c, P = <Py_ssize_t>ho * wo
-    cdef int nt = nthreads if nthreads > 0 else _default_threads(<long>n_img * n_ch * kh * kw * P)
+    cdef int nt = nthreads if nthreads > 0 else threads_for(<long>n_img * n_ch * kh * kw * P)
     cdef const floating *cp = &cols[0, 0, 0]
     cdef floating *xp = &dx[0, 0, 0, 0]
     with nogil:
@@ -141,16 +104,11 @@ cdef inline void _unfold_channel(const floating *x, floating *cols, Py_ssize_t r
     for i in range(kh):
         for j in range(kw):
             out = cols + (i * kw + j) * row_stride
-            # output columns xo whose input column xo*sw - pw + j*dw lies in [0, w)
-            x_lo = _ceil_div(pw - j * dw, sw)
-            if x_lo < 0:
-                x_lo = 0
-            x_hi = _ceil_div(w + pw - j * dw, sw)
-            if x_hi > wo:
-                x_hi = wo
-            if x_hi < x_lo:
-                x_hi = x_lo
             ix0 = j * dw - pw
+            # [x_lo, x_hi): the output columns whose input column xo*sw + ix0 lies in [0, w),
+            # clamped to 0 <= x_lo <= x_hi <= wo, so the zero fills below stay inside the row
+            # even when this tap sees only padding (pad or dilation beyond the input)
+            _tap_range(ix0, sw, w, wo, &x_lo, &x_hi)
             # plain loops rather than memcpy/memset per row: rows are short (tens of values)
             # and the compiler vectorises these copies without a call per row
             for y in range(ho):
@@ -162,26 +120,60 @@ cdef inline void _unfold_channel(const floating *x, floating *cols, Py_ssize_t r
                     continue
                 for xo in range(x_lo):
                     dst[xo] = 0
-                src = x + iy * w + ix0
-                if sw == 1:
-                    for xo in range(x_lo, x_hi):
-                        dst[xo] = src[xo]
-                else:
-                    for xo in range(x_lo, x_hi):
-                        dst[xo] = src[xo * sw]
+                if x_lo < x_hi:
+                    # src[k] is input column ix0 + (x_lo + k)*sw: in [0, w) for k < x_hi - x_lo
+                    src = x + iy * w + ix0 + x_lo * sw
+                    if sw == 1:
+                        for xo in range(x_hi - x_lo):
+                            dst[x_lo + xo] = src[xo]
+                    else:
+                        for xo in range(x_hi - x_lo):
+                            dst[x_lo + xo] = src[xo * sw]
                 for xo in range(x_hi, wo):
                     dst[xo] = 0
 
 
+cdef inline void _tap_range(Py_ssize_t ix0, Py_ssize_t sw, Py_ssize_t w, Py_ssize_t wo,
+                            Py_ssize_t *x_lo, Py_ssize_t *x_hi) noexcept nogil:
+    # The output columns xo in [0, wo) whose input column xo*sw + ix0 lies in [0, w), as
+    # [x_lo, x_hi) with 0 <= x_lo <= x_hi <= wo for every geometry (an empty range when the
+    # tap reads only padding). Every im2col/col2im loop over output columns uses this range.
+    cdef Py_ssize_t lo = _ceil_div(-ix0, sw), hi = _ceil_div(w - ix0, sw)
+    if lo < 0:
+        lo = 0
+    if lo > wo:
+        lo = wo
+    if hi > wo:
+        hi = wo
+    if hi < lo:
+        hi = lo
+    MINIDL_CHECK(0 <= lo and lo <= hi and hi <= wo)
+    x_lo[0] = lo
+    x_hi[0] = hi
+
+
 cdef inline void _flat_range(Py_ssize_t h, Py_ssize_t w, Py_ssize_t ho, Py_ssize_t off,
                              Py_ssize_t *q0, Py_ssize_t *q1) noexcept nogil:
-    # the output positions q in [0, ho*w) whose input position q + off lies in [0, h*w)
-    q0[0] = -off if off < 0 else 0
-    q1[0] = h * w - off
-    if q1[0] > ho * w:
-        q1[0] = ho * w
-    if q1[0] < q0[0]:
-        q1[0] = q0[0]
+    # The output positions q in [0, ho*w) whose input position q + off lies in [0, h*w), as
+    # [q0, q1) with 0 <= q0 <= q1 <= ho*w for every offset: an offset that puts the whole
+    # row in the padding (|off| >= ho*w) gives an empty range at the end, never one past it.
+    cdef Py_ssize_t P = ho * w, lo = -off if off < 0 else 0, hi = h * w - off
+    if lo > P:
+        lo = P
+    if hi > P:
+        hi = P
+    if hi < lo:
+        hi = lo
+    MINIDL_CHECK(0 <= lo and lo <= hi and hi <= P)
+    q0[0] = lo
+    q1[0] = hi
+
+
+cdef inline void _flat_columns(Py_ssize_t j, Py_ssize_t dw, Py_ssize_t pw, Py_ssize_t w,
+                               Py_ssize_t *x_lo, Py_ssize_t *x_hi) noexcept nogil:
+    # Stride 1 with WO == W: the output columns xo whose input column xo + j*dw - pw lies in
+    # [0, W), as [x_lo, x_hi) with 0 <= x_lo <= x_hi <= W.
+    _tap_range(j * dw - pw, 1, w, w, x_lo, x_hi)
 
 
 cdef inline void _unfold_channel_flat(const floating *x, floating *cols, Py_ssize_t row_stride,
@@ -202,21 +194,14 @@ cdef inline void _unfold_channel_flat(const floating *x, floating *cols, Py_ssiz
             _flat_range(h, w, ho, off, &q0, &q1)
             for q in range(q0):
                 out[q] = 0
-            src = x + off
-            for q in range(q0, q1):
-                out[q] = src[q]
+            if q0 < q1:
+                # src[k] is input position q0 + off + k: in [0, h*w) for k < q1 - q0
+                src = x + (q0 + off)
+                for q in range(q1 - q0):
+                    out[q0 + q] = src[q]
             for q in range(q1, P):
                 out[q] = 0
-            x_lo = pw - j * dw
-            if x_lo < 0:
-                x_lo = 0
-            if x_lo > w:
-                x_lo = w
-            x_hi = w + pw - j * dw
-            if x_hi > w:
-                x_hi = w
-            if x_hi < x_lo:
-                x_hi = x_lo
+            _flat_columns(j, dw, pw, w, &x_lo, &x_hi)
             if x_lo > 0 or x_hi < w:
                 for y in range(ho):
                     for xo in range(x_lo):
@@ -242,16 +227,7 @@ cdef inline void _fold_channel_owned(floating *cols, Py_ssize_t row_stride, floa
         for j in range(kw):
             src = cols + (i * kw + j) * row_stride
             off = (i * dh - ph) * w + j * dw - pw
-            x_lo = pw - j * dw
-            if x_lo < 0:
-                x_lo = 0
-            if x_lo > w:
-                x_lo = w
-            x_hi = w + pw - j * dw
-            if x_hi > w:
-                x_hi = w
-            if x_hi < x_lo:
-                x_hi = x_lo
+            _flat_columns(j, dw, pw, w, &x_lo, &x_hi)
             if x_lo > 0 or x_hi < w:
                 for y in range(ho):
                     for xo in range(x_lo):
@@ -259,9 +235,10 @@ cdef inline void _fold_channel_owned(floating *cols, Py_ssize_t row_stride, floa
                     for xo in range(x_hi, w):
                         src[y * w + xo] = 0
             _flat_range(h, w, ho, off, &q0, &q1)
-            dst = dx + off
-            for q in range(q0, q1):
-                dst[q] += src[q]
+            if q0 < q1:
+                dst = dx + (q0 + off)  # dst[k] is input position q0 + off + k, in [0, h*w)
+                for q in range(q1 - q0):
+                    dst[q] += src[q0 + q]
 
 
 cdef inline void _fold_channel(const floating *cols, Py_ssize_t row_stride, floating *dx,
@@ -274,24 +251,22 @@ cdef inline void _fold_channel(const floating *cols, Py_ssize_t row_stride, floa
     for i in range(kh):
         for j in range(kw):
             src = cols + (i * kw + j) * row_stride
-            x_lo = _ceil_div(pw - j * dw, sw)
-            if x_lo < 0:
-                x_lo = 0
-            x_hi = _ceil_div(w + pw - j * dw, sw)
-            if x_hi > wo:
-                x_hi = wo
             ix0 = j * dw - pw
+            _tap_range(ix0, sw, w, wo, &x_lo, &x_hi)  # 0 <= x_lo <= x_hi <= wo
+            if x_lo == x_hi:
+                continue
             for y in range(ho):
                 iy = y * sh - ph + i * dh
                 if iy < 0 or iy >= h:
                     continue
-                dst = dx + iy * w + ix0
+                # dst[k] is input column ix0 + (x_lo + k)*sw: in [0, w) for k < x_hi - x_lo
+                dst = dx + iy * w + ix0 + x_lo * sw
                 if sw == 1:
-                    for xo in range(x_lo, x_hi):
-                        dst[xo] += src[y * wo + xo]
+                    for xo in range(x_hi - x_lo):
+                        dst[xo] += src[y * wo + x_lo + xo]
                 else:
-                    for xo in range(x_lo, x_hi):
-                        dst[xo * sw] += src[y * wo + xo]
+                    for xo in range(x_hi - x_lo):
+                        dst[xo * sw] += src[y * wo + x_lo + xo]
 
 
 cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -308,42 +283,6 @@ cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 # single-threaded from that thread, so the images run in parallel and no BLAS thread pool ever
 # competes with the OpenMP threads for the cores. The GEMM is the BLAS's Fortran ?gemm, taken
 # at run time from scipy.linalg.cython_blas (set_blas); without it this path is not used.
-
-from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
-from cython.parallel cimport threadid
-from libc.string cimport memset
-
-ctypedef void (*sgemm_t)(char *ta, char *tb, int *m, int *n, int *k, float *alpha, float *a,
-                         int *lda, float *b, int *ldb, float *beta, float *c, int *ldc) noexcept nogil
-ctypedef void (*dgemm_t)(char *ta, char *tb, int *m, int *n, int *k, double *alpha, double *a,
-                         int *lda, double *b, int *ldb, double *beta, double *c, int *ldc) noexcept nogil
-
-cdef sgemm_t _sgemm = NULL
-cdef dgemm_t _dgemm = NULL
-
-
-def set_blas(sgemm_capsule, dgemm_capsule):
-    """Install the BLAS ?gemm functions (PyCapsules from scipy.linalg.cython_blas.__pyx_capi__)."""
-    global _sgemm, _dgemm
-    _sgemm = <sgemm_t>PyCapsule_GetPointer(sgemm_capsule, PyCapsule_GetName(sgemm_capsule))
-    _dgemm = <dgemm_t>PyCapsule_GetPointer(dgemm_capsule, PyCapsule_GetName(dgemm_capsule))
-
-
-def blas_ready():
-    """True once set_blas has installed a GEMM."""
-    return _sgemm != NULL and _dgemm != NULL
-
-
-cdef inline void _gemm(char ta, char tb, int m, int n, int k, floating alpha, const floating *a,
-                       int lda, const floating *b, int ldb, floating beta, floating *c,
-                       int ldc) noexcept nogil:
-    # row-major C (m x n) = alpha op(A) op(B) + beta C, as the column-major GEMM of the
-    # transposes: C^T = op(B)^T op(A)^T (a row-major matrix is its transpose in column-major)
-    if floating is float:
-        _sgemm(&tb, &ta, &n, &m, &k, &alpha, <float *>b, &ldb, <float *>a, &lda, &beta, c, &ldc)
-    else:
-        _dgemm(&tb, &ta, &n, &m, &k, &alpha, <double *>b, &ldb, <double *>a, &lda, &beta, c, &ldc)
-
 
 def conv_forward_images(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                         const floating[::1] bias, floating[:, :, ::1] out, floating[:, ::1] ws,
@@ -375,12 +314,13 @@ def conv_forward_images(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     with nogil:
         for n in prange(N, num_threads=nt, schedule="dynamic"):
             tid = threadid()
+            MINIDL_CHECK(tid < nt)  # one workspace row per thread of this region
             cols = wsp + tid * wstride
             for c in range(C):
                 _unfold_channel(xp + (n * C + c) * H * W, cols + c * KH * KW * P, P, H, W,
                                 KH, KW, sh, sw, ph, pw, dh, dw, ho, wo)
             for g in range(G):
-                _gemm(c'N', c'N', Fg, P, Kg, <floating>1, wp + g * Fg * Kg, Kg,
+                gemm(c'N', c'N', Fg, P, Kg, <floating>1, wp + g * Fg * Kg, Kg,
                       cols + g * Kg * P, P, <floating>0, op + (n * F + g * Fg) * P, P)
             if bp != NULL:
                 for f in range(F):
@@ -417,6 +357,7 @@ def conv_backward_images(const floating[:, :, :, ::1] x, const floating[:, :, :,
     with nogil:
         for n in prange(N, num_threads=nt, schedule="dynamic"):
             tid = threadid()
+            MINIDL_CHECK(tid < nt)
             cols = cp0 + tid * wstride
             dcols = dcp0 + tid * wstride
             dwp = dwp0 + tid * dwstride
@@ -425,12 +366,12 @@ def conv_backward_images(const floating[:, :, :, ::1] x, const floating[:, :, :,
                                 KH, KW, sh, sw, ph, pw, dh, dw, ho, wo)
             for g in range(G):
                 # dw[g] += dout[n, g] (Fg, P) @ cols[g]^T (P, Kg)
-                _gemm(c'N', c'T', Fg, Kg, P, <floating>1, dp + (n * F + g * Fg) * P, P,
+                gemm(c'N', c'T', Fg, Kg, P, <floating>1, dp + (n * F + g * Fg) * P, P,
                       cols + g * Kg * P, P, <floating>1, dwp + g * Fg * Kg, Kg)
                 # dcols[g] = w[g]^T (Kg, Fg) @ dout[n, g] (Fg, P)
-                _gemm(c'T', c'N', Kg, P, Fg, <floating>1, wp + g * Fg * Kg, Kg,
+                gemm(c'T', c'N', Kg, P, Fg, <floating>1, wp + g * Fg * Kg, Kg,
                       dp + (n * F + g * Fg) * P, P, <floating>0, dcols + g * Kg * P, P)
-            memset(dxp + n * C * H * W, 0, C * H * W * sizeof(floating))
+            memset(dxp + n * C * H * W, 0, <size_t>C * H * W * sizeof(floating))
             for c in range(C):
                 _fold_channel_owned(dcols + c * KH * KW * P, P, dxp + (n * C + c) * H * W,
                                     H, W, KH, KW, sh, sw, ph, pw, dh, dw, ho, wo)

@@ -1,14 +1,25 @@
-/* Instantiated by _simd.h with T = float / double and FN(name) = name_f / name_d. */
+/* Instantiated by _direct_conv.h with T = float / double, VT the matching vector type and
+   FN(name) = name_f / name_d (see _simd.h). */
 
 /* Copy a (C, H, W) block into a zeroed (C, H + 2*ph, W + 2*pw) buffer. */
 static void FN(pad_planes)(const T *restrict x, T *restrict buf, int C, int H, int W,
                            int ph, int pw)
 {
-    const long Hp = H + 2 * ph, Wp = W + 2 * pw;
+    const long Hp = (long)H + 2L * ph, Wp = (long)W + 2L * pw;
     memset(buf, 0, sizeof(T) * (size_t)C * Hp * Wp);
     for (long c = 0; c < C; c++)
         for (long y = 0; y < H; y++)
             memcpy(buf + (c * Hp + y + ph) * Wp + pw, x + (c * H + y) * W, sizeof(T) * W);
+}
+
+/* The bound every plane loop below relies on: the last window of an output of HO x WO
+   positions (stride sh/sw, dilation dh/dw, kernel KH x KW) ends inside a padded plane of
+   Hp x Wp. The Python checks guarantee it; debug builds assert it (see _checks.h). */
+static inline int FN(windows_fit)(int HO, int WO, long Hp, long Wp, int KH, int KW, int sh,
+                                  int sw, int dh, int dw)
+{
+    return HO >= 1 && WO >= 1 && (long)(HO - 1) * sh + (long)(KH - 1) * dh < Hp
+        && (long)(WO - 1) * sw + (long)(KW - 1) * dw < Wp;
 }
 
 /* row[x] += sum_j w[j] * r[x*sw + j*dw], x < n: one kernel row applied to one output row.
@@ -354,7 +365,8 @@ static int FN(gconv_forward)(const T *x, const T *w, const T *bias, T *out, int 
                              int H, int W, int KH, int KW, int sh, int sw, int ph, int pw,
                              int dh, int dw, int HO, int WO)
 {
-    const long Hp = H + 2 * ph, Wp = W + 2 * pw;
+    const long Hp = (long)H + 2L * ph, Wp = (long)W + 2L * pw;
+    MINIDL_CHECK(FN(windows_fit)(HO, WO, Hp, Wp, KH, KW, sh, sw, dh, dw));
     T *buf = (T *)malloc(sizeof(T) * (size_t)Cg * Hp * Wp);
     if (!buf) return -1;
     FN(pad_planes)(x, buf, Cg, H, W, ph, pw);
@@ -381,7 +393,8 @@ static int FN(gconv_backward_data)(const T *dout, const T *w, T *dx, int Cg, int
                                    int W, int KH, int KW, int sh, int sw, int ph, int pw,
                                    int dh, int dw, int HO, int WO)
 {
-    const long Hp = H + 2 * ph, Wp = W + 2 * pw;
+    const long Hp = (long)H + 2L * ph, Wp = (long)W + 2L * pw;
+    MINIDL_CHECK(FN(windows_fit)(HO, WO, Hp, Wp, KH, KW, sh, sw, dh, dw));
     T *buf = (T *)calloc((size_t)Cg * Hp * Wp, sizeof(T));
     if (!buf) return -1;
     for (long f = 0; f < Fg; f++)
@@ -403,7 +416,8 @@ static int FN(gconv_backward_filter)(const T *x, const T *dout, T *dwt, T *db, i
                                      int KW, int sh, int sw, int ph, int pw, int dh, int dw,
                                      int HO, int WO)
 {
-    const long Hp = H + 2 * ph, Wp = W + 2 * pw;
+    const long Hp = (long)H + 2L * ph, Wp = (long)W + 2L * pw;
+    MINIDL_CHECK(FN(windows_fit)(HO, WO, Hp, Wp, KH, KW, sh, sw, dh, dw));
     T *buf = (T *)malloc(sizeof(T) * (size_t)Cg * Hp * Wp);
     T *acc = (T *)malloc(sizeof(T) * (size_t)KW * WO);
     if (!buf || !acc) { free(buf); free(acc); return -1; }
@@ -447,8 +461,10 @@ static int FN(dw_backward_fused)(const T *x, const T *dout, const T *w, const T 
                                  T *dx, T *dwp, T *dbp, int Fg, int H, int W, int KH, int KW,
                                  int sh, int sw, int ph, int pw, int dh, int dw, int HO, int WO)
 {
-    const long Hp = H + 2 * ph, Wp = W + 2 * pw, P = (long)HO * WO, KK = (long)KH * KW;
+    const long Hp = (long)H + 2L * ph, Wp = (long)W + 2L * pw, P = (long)HO * WO,
+               KK = (long)KH * KW;
     const long qh = (long)dh * (KH - 1) - ph, qw = (long)dw * (KW - 1) - pw;
+    MINIDL_CHECK(FN(windows_fit)(HO, WO, Hp, Wp, KH, KW, sh, sw, dh, dw));
     /* stride 1 with pad <= dilation*(K-1): dx is a convolution of dout padded by q with the
        flipped kernel (a gather, written once); otherwise dx is scattered into a padded buffer */
     const int gather = sh == 1 && sw == 1 && qh >= 0 && qw >= 0;
@@ -498,163 +514,4 @@ static int FN(dw_backward_fused)(const T *x, const T *dout, const T *w, const T 
     free(dbuf);
     free(acc);
     return 0;
-}
-
-/* ---- pooling, one (H, W) plane at a time ---- */
-
-/* Max pooling forward: out (HO, WO) and the flat index (into the plane) of each maximum.
-   Windows are clipped to the input (padding never wins); the first maximum wins ties. */
-static void FN(maxpool_forward)(const T *x, T *out, int *idx, int H, int W, int KH, int KW,
-                                int sh, int sw, int ph, int pw, int HO, int WO)
-{
-    for (int y = 0; y < HO; y++) {
-        int y0 = y * sh - ph, y1 = y0 + KH;
-        if (y0 < 0) y0 = 0;
-        if (y1 > H) y1 = H;
-        for (int xo = 0; xo < WO; xo++) {
-            int x0 = xo * sw - pw, x1 = x0 + KW;
-            if (x0 < 0) x0 = 0;
-            if (x1 > W) x1 = W;
-            int best = y0 * W + x0;
-            T m = x[best];
-            for (int iy = y0; iy < y1; iy++) {
-                const T *r = x + (long)iy * W;
-                for (int ix = x0; ix < x1; ix++)
-                    if (r[ix] > m) { m = r[ix]; best = iy * W + ix; }
-            }
-            out[y * WO + xo] = m;
-            idx[y * WO + xo] = best;
-        }
-    }
-}
-
-/* Max pooling backward: each output's gradient goes to the input at its stored index. */
-static void FN(maxpool_backward)(const T *dout, const int *idx, T *dx, int H, int W, int HO,
-                                 int WO)
-{
-    memset(dx, 0, sizeof(T) * (size_t)H * W);
-    for (long k = 0; k < (long)HO * WO; k++)
-        dx[idx[k]] += dout[k];
-}
-
-/* Average pooling forward, zero padding counted in the divisor (count_include_pad). */
-static void FN(avgpool_forward)(const T *x, T *out, int H, int W, int KH, int KW, int sh,
-                                int sw, int ph, int pw, int HO, int WO)
-{
-    const T scale = (T)1 / (T)(KH * KW);
-    for (int y = 0; y < HO; y++) {
-        int y0 = y * sh - ph, y1 = y0 + KH;
-        if (y0 < 0) y0 = 0;
-        if (y1 > H) y1 = H;
-        for (int xo = 0; xo < WO; xo++) {
-            int x0 = xo * sw - pw, x1 = x0 + KW;
-            if (x0 < 0) x0 = 0;
-            if (x1 > W) x1 = W;
-            T s = 0;
-            for (int iy = y0; iy < y1; iy++)
-                for (int ix = x0; ix < x1; ix++)
-                    s += x[(long)iy * W + ix];
-            out[y * WO + xo] = s * scale;
-        }
-    }
-}
-
-static void FN(avgpool_backward)(const T *dout, T *dx, int H, int W, int KH, int KW, int sh,
-                                 int sw, int ph, int pw, int HO, int WO)
-{
-    const T scale = (T)1 / (T)(KH * KW);
-    memset(dx, 0, sizeof(T) * (size_t)H * W);
-    for (int y = 0; y < HO; y++) {
-        int y0 = y * sh - ph, y1 = y0 + KH;
-        if (y0 < 0) y0 = 0;
-        if (y1 > H) y1 = H;
-        for (int xo = 0; xo < WO; xo++) {
-            int x0 = xo * sw - pw, x1 = x0 + KW;
-            if (x0 < 0) x0 = 0;
-            if (x1 > W) x1 = W;
-            const T g = dout[y * WO + xo] * scale;
-            for (int iy = y0; iy < y1; iy++)
-                for (int ix = x0; ix < x1; ix++)
-                    dx[(long)iy * W + ix] += g;
-        }
-    }
-}
-
-/* ---- spatial batch norm, one channel (its N planes of M = H*W values, image stride xs) ---- */
-
-/* Pass 1: mean and biased variance of one channel, accumulated in double around a shift
-   (the channel's first value) so that float64 keeps its precision. */
-MINIDL_CLONES
-static void FN(bn_stats)(const T *x, int N, long M, long xs, double *mean, double *var)
-{
-    const double shift = (double)x[0];
-    const T sh = (T)shift;
-    double s_tot = 0, s2_tot = 0;
-    for (long n = 0; n < N; n++) {
-        const T *p = x + n * xs;
-        T s = 0, s2 = 0;   /* per-plane partial sums in T, vectorised */
-        MINIDL_OMP_SIMD_S2
-        for (long k = 0; k < M; k++) {
-            const T v = p[k] - sh;
-            s += v;
-            s2 += v * v;
-        }
-        s_tot += s;
-        s2_tot += s2;
-    }
-    const double cnt = (double)N * (double)M;
-    const double m = s_tot / cnt;
-    double v = s2_tot / cnt - m * m;
-    *mean = shift + m;
-    *var = v > 0 ? v : 0;
-}
-
-/* Pass 2: out = (x - mean) * a + beta with a = gamma * istd. Centring first (rather than
-   folding mean into one offset) keeps float32 accurate when |mean| >> std; the mean comes as
-   a T pair mhi + mlo (its rounding and the remainder), so x - mhi is exact for values near
-   the mean and the remainder is not lost either. */
-MINIDL_CLONES
-static void FN(bn_apply)(const T *x, T *out, int N, long M, long xs, T mhi, T mlo, T a, T beta)
-{
-    for (long n = 0; n < N; n++) {
-        const T *restrict p = x + n * xs;
-        T *restrict q = out + n * xs;
-        for (long k = 0; k < M; k++)
-            q[k] = ((p[k] - mhi) - mlo) * a + beta;
-    }
-}
-
-/* Backward pass 1: sum(dout) and sum(dout * (x - mean)) for one channel. */
-MINIDL_CLONES
-static void FN(bn_grad_sums)(const T *x, const T *dout, int N, long M, long xs, T mhi,
-                             T mlo, double *sum_d, double *sum_dx)
-{
-    double s_tot = 0, s2_tot = 0;
-    for (long n = 0; n < N; n++) {
-        const T *p = x + n * xs, *d = dout + n * xs;
-        T s = 0, s2 = 0;
-        MINIDL_OMP_SIMD_S2
-        for (long k = 0; k < M; k++) {
-            s += d[k];
-            s2 += d[k] * ((p[k] - mhi) - mlo);
-        }
-        s_tot += s;
-        s2_tot += s2;
-    }
-    *sum_d = s_tot;
-    *sum_dx = s2_tot;
-}
-
-/* Backward pass 2: dx = a * dout + b * (x - mean) + c (the closed form, folded per channel;
-   centred like bn_apply). */
-MINIDL_CLONES
-static void FN(bn_grad_apply)(const T *x, const T *dout, T *dx, int N, long M, long xs,
-                              T mhi, T mlo, T a, T b, T c)
-{
-    for (long n = 0; n < N; n++) {
-        const T *restrict p = x + n * xs, *restrict d = dout + n * xs;
-        T *restrict q = dx + n * xs;
-        for (long k = 0; k < M; k++)
-            q[k] = a * d[k] + b * ((p[k] - mhi) - mlo) + c;
-    }
 }

@@ -1,0 +1,25 @@
+"""Force one FastConv algorithm in a test (shared by the kernel test files)."""
+import contextlib
+
+from minidl import _kernels
+
+# test name -> ConvPlan.algorithm ('numpy': the NumPy fallback, compiled kernels off)
+PATHS = {"im2col": "gemm_batched", "images": "gemm_images", "direct": "direct_grouped",
+         "1x1": "gemm_1x1", "numpy": None}
+
+
+@contextlib.contextmanager
+def forced_conv_path(path):
+    """Every convolution planned inside runs ``path``; a geometry it cannot run is an error."""
+    if path not in PATHS:
+        raise ValueError(f"forced_conv_path: unknown path {path!r}; expected one of {list(PATHS)}")
+    if path == "numpy":
+        old = _kernels.use_compiled()
+        _kernels.use_compiled(False)
+        try:
+            yield
+        finally:
+            _kernels.use_compiled(old)
+    else:
+        with _kernels.forced_algorithm(PATHS[path]):
+            yield
