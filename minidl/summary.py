@@ -4,7 +4,7 @@
     print(s)                       # the lecture's table
     s.total_params, s.total_flops, s.total_memory_kb, s.rows[0].flops
 
-Everything comes from shape inference (Module.output_shape), never from running the model:
+Everything comes from shape inference (Module.trace_shapes), never from running the model:
 a full-size ResNet-152 table takes a fraction of a second and allocates no parameters.
 
 Counting rules (the lecture's):
@@ -172,27 +172,22 @@ def summary(model, input_shape=(3, 224, 224), dtype_bytes=4, name=None):
     Raises minidl.nn.ShapeError naming the first layer that cannot take its input.
     Returns a Summary; print it for the lecture's table.
     """
-    from .nn.module import Module, _as_shape, _Inference
+    from .nn import Module
 
     if not isinstance(model, Module):
         raise TypeError(f"summary: model must be a minidl.nn.Module, got {type(model).__name__}")
-    shape = _as_shape("summary", input_shape)
     if isinstance(dtype_bytes, bool) or not isinstance(dtype_bytes, (int, np.integer)) \
             or dtype_bytes < 1:
         raise ValueError(f"summary: dtype_bytes must be a positive integer, got {dtype_bytes!r}")
+    out, layers = model.trace_shapes(input_shape)
     rows = []
-
-    def visit(module, row_name, in_shape, out_shape):
-        info = module._describe(in_shape, out_shape)
-        params = sum(int(np.prod(s, dtype=np.int64)) for s, _, _ in module._param_specs.values())
-        elements = int(np.prod(out_shape, dtype=np.int64))
-        kind = module.kind if module.kind in KINDS else "other"
-        rows.append(SummaryRow(row_name, kind, type(module).__name__, tuple(in_shape),
-                               tuple(out_shape), info.get("filters"), info.get("kernel"),
-                               info.get("stride"), info.get("pad"),
-                               elements * dtype_bytes / 1024, params, int(info.get("flops", 0))))
-
-    out = model._infer(shape, _Inference(model, visit))
+    for t in layers:
+        kind = t.module.kind if t.module.kind in KINDS else "other"
+        elements = int(np.prod(t.out_shape, dtype=np.int64))
+        rows.append(SummaryRow(t.name, kind, type(t.module).__name__, t.in_shape, t.out_shape,
+                               t.filters, t.kernel, t.stride, t.pad,
+                               elements * dtype_bytes / 1024, t.num_params, t.flops))
+    shape = tuple(int(d) for d in input_shape)
     title = name or getattr(model, "arch", None) or type(model).__name__
     return Summary(title, shape, out, rows, model.num_params(), int(dtype_bytes))
 
