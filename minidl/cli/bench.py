@@ -16,7 +16,7 @@ from .args import EXIT_OK, positive_int
 HELP = "time the convolution and pooling kernels (against PyTorch when installed)"
 
 EXAMPLES = """examples:
-  minidl bench --quick                   a few representative rows (under a minute)
+  minidl bench --quick                   five representative rows (about 40 s on 2 cores)
   minidl bench --rows depthwise grouped  only the rows whose names contain these words
   minidl bench --threads 1 2 --reps 7    the full table, as in benchmarks/RESULTS.md
 
