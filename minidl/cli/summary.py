@@ -5,10 +5,6 @@ import ast
 import inspect
 import time
 
-from minidl.models import zoo
-from minidl.nn import ShapeError
-from minidl.summary import summary
-
 from .args import EXIT_OK, UsageError, boolean, nonneg_int, positive_int
 
 HELP = "print a model's per-layer table (shapes, memory, params, FLOPs)"
@@ -71,6 +67,8 @@ def _builder_options(name, options):
     """-o KEY=VALUE pairs -> builder keyword arguments. A parameter whose default is a bool
     takes only true/false, 1/0, yes/no (UsageError otherwise); other values are Python
     literals, or the text itself."""
+    from minidl.models import zoo
+
     builder = getattr(zoo, name, None)
     params = inspect.signature(builder).parameters if callable(builder) else {}
     kwargs = {}
@@ -92,6 +90,11 @@ def _builder_options(name, options):
 def run(args):
     """``minidl summary``: returns the exit status (0 ok, 1 a model/input error, 2 bad
     arguments)."""
+    # Imported here: building the zoo's registry is most of `minidl --help`'s start-up.
+    from minidl.models import zoo
+    from minidl.nn import ShapeError
+    from minidl.summary import summary
+
     if args.list:
         print("\n".join(zoo.list_models()))
         return EXIT_OK
