@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from minidl import training
+from minidl.cli import progress
+from minidl.cli.args import EXIT_INTERRUPTED
 
 ENV = dict(os.environ, MINIDL_NUM_THREADS="1")
 # A small, fast run: 200 images in batches of 20 (10 iterations per epoch).
@@ -96,7 +97,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_
         rest, _ = proc.communicate(timeout=120)
     out = "".join(lines) + rest
     stderr = (tmp_path / "stderr.txt").read_text()
-    assert proc.returncode == training.EXIT_INTERRUPTED, out + stderr
+    assert proc.returncode == EXIT_INTERRUPTED, out + stderr
     assert "Traceback" not in stderr
     assert "Ctrl-C: stopping after this iteration" in stderr
     assert f"checkpoint saved: {ckpt}" in out
@@ -172,10 +173,10 @@ def test_train_help_has_every_option_and_examples():
     (["--model", "fc", "--epochs", "0"], "expected a positive integer, got '0'"),
     (["--model", "resnet2"], "unknown model 'resnet2'; did you mean"),
     (["--model", "fc", "--lr-schedule", "cosine", "--lr-decay", "0.9"], "not both"),
-    (["--model", "fc", "--data-dir", "/tmp"], "--data-dir is only for --data cifar10"),
+    (["--model", "fc", "--data-dir", "/tmp"], "data_dir is only for 'cifar10'"),
     (["--model", "fc", "--data", "cifar10", "--data-dir", "/nonexistent/minidl"],
      "CIFAR-10 python batches not found in /nonexistent/minidl: download https://"),
-    (["--model", "fc", "--num-train", "5000"], "--num-train 5000 is more than the 1257"),
+    (["--model", "fc", "--num-train", "5000"], "num_train=5000 is more than the 1257"),
     (["--resume", "/nonexistent/c.pkl"], "checkpoint '/nonexistent/c.pkl' does not exist"),
 ])
 def test_bad_arguments_give_one_line_and_a_nonzero_exit(args, fragment, tmp_path):
@@ -192,8 +193,8 @@ def test_without_tqdm_a_plain_bar_prints_one_line_per_epoch(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "tqdm", None)  # makes `from tqdm import tqdm` fail
     stream = io.StringIO()
-    bar = training.progress_bar(10, "epoch 1/3", file=stream)
-    assert isinstance(bar, training.PlainBar)
+    bar = progress.progress_bar(10, "epoch 1/3", file=stream)
+    assert isinstance(bar, progress.PlainBar)
     for i in range(10):
         bar.set_postfix_str(f"loss={1.0 / (i + 1):.4g}")
         bar.update(1)
@@ -210,7 +211,7 @@ def test_a_plain_bar_resumed_mid_epoch_starts_from_its_position():
     import io
 
     stream = io.StringIO()
-    bar = training.PlainBar(10, "epoch 2/3", initial=4, file=stream)
+    bar = progress.PlainBar(10, "epoch 2/3", initial=4, file=stream)
     bar.update(1)
     assert "50%|#####     | 5/10" in bar.line()
 

@@ -23,6 +23,14 @@ def check_array(layer, name, a, ndim=None, min_ndim=None):
     return a
 
 
+def check_nchw(layer, name, x):
+    """x must be a float32/float64 array of shape (N, C, H, W)."""
+    check_array(layer, name, x)
+    if x.ndim != 4:
+        raise ValueError(f"{layer}: {name} must be 4-D (N, C, H, W), got shape {x.shape}")
+    return x
+
+
 def check_same_dtype(layer, **arrays):
     """All named arrays must share one dtype (no silent float32/float64 mixing)."""
     items = [(k, v) for k, v in arrays.items() if v is not None]

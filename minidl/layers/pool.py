@@ -1,15 +1,17 @@
-"""Pooling: MaxPool (readable loops), FastMaxPool, AvgPool and GlobalAvgPool.
+"""Pooling: MaxPool (readable loops), FastMaxPool, AvgPool, GlobalAvgPool and AdaptiveAvgPool.
 
 pool_param: 'pool_height', 'pool_width', 'stride', and minidl's 'pad' (default 0) and
 'floor_mode' (default False: the stride must tile the padded input; True: PyTorch's floor).
 Max pooling pads with -inf (padding never wins); average pooling counts the zero padding
 in the divisor (PyTorch's count_include_pad=True).
 Output size per axis: HO = (H + 2*pad - pool_height) // stride + 1.
+AdaptiveAvgPool averages over PyTorch's adaptive bins to a fixed output size instead.
 """
 import numpy as np
 
 from .. import _kernels
-from ._checks import check_array, check_shape, nonneg_int, pair, window_output_size
+from ._checks import (check_array, check_dout, check_nchw, check_shape, nonneg_int, pair,
+                      window_output_size)
 
 
 class PoolGeometry:
@@ -178,3 +180,42 @@ class GlobalAvgPool:
         check_shape("GlobalAvgPool", "dout", dout, (x_shape[0], x_shape[1], 1, 1))
         scale = dout.dtype.type(1.0 / (x_shape[2] * x_shape[3]))
         return np.broadcast_to(dout * scale, x_shape).copy()
+
+
+def adaptive_bins(size, out_size):
+    """PyTorch's adaptive pooling bins along one axis: [(start, end), ...] with
+    start = floor(i * size / out_size), end = ceil((i + 1) * size / out_size)."""
+    return [((i * size) // out_size, -(-((i + 1) * size) // out_size)) for i in range(out_size)]
+
+
+class AdaptiveAvgPool:
+    """Average pooling to a fixed output size over PyTorch's adaptive bins (bins may overlap
+    or differ in size by one; an output larger than the input repeats input values).
+
+    Shape: x (N, C, H, W), output_size (HO, WO) -> out (N, C, HO, WO).
+    """
+
+    @staticmethod
+    def forward(x, output_size):
+        """x (N, C, H, W), output_size int or (HO, WO) -> out (N, C, HO, WO), cache."""
+        check_nchw("AdaptiveAvgPool", "x", x)
+        ho, wo = pair("AdaptiveAvgPool", "output_size", output_size)
+        n, c, h, w = x.shape
+        rows, cols = adaptive_bins(h, ho), adaptive_bins(w, wo)
+        out = np.empty((n, c, ho, wo), dtype=x.dtype)
+        for i, (r0, r1) in enumerate(rows):
+            for j, (c0, c1) in enumerate(cols):
+                out[:, :, i, j] = x[:, :, r0:r1, c0:c1].mean(axis=(2, 3))
+        return out, (x.shape, x.dtype, rows, cols)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, C, HO, WO) -> dx (N, C, H, W): each bin's gradient shared equally."""
+        shape, dtype, rows, cols = cache
+        check_dout("AdaptiveAvgPool", dout, shape[:2] + (len(rows), len(cols)), dtype)
+        dx = np.zeros(shape, dtype=dtype)
+        for i, (r0, r1) in enumerate(rows):
+            for j, (c0, c1) in enumerate(cols):
+                share = dout[:, :, i, j] / ((r1 - r0) * (c1 - c0))
+                dx[:, :, r0:r1, c0:c1] += share[:, :, None, None]
+        return dx

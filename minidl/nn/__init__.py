@@ -2,7 +2,8 @@
 
     Module                 forward, backward (accumulating grads), params, grads, zero_grad,
                            train/eval, state_dict/load_state_dict, save/load (.npz),
-                           named_modules, output_shape(input_shape) without data
+                           named_modules, output_shape(input_shape) without data,
+                           trace_shapes(input_shape) -> (output_shape, [LayerTrace, ...])
     Conv2d, Linear, ReLU, ReLU6, Sigmoid, Identity, MaxPool2d, AvgPool2d, GlobalAvgPool,
     AdaptiveAvgPool2d, BatchNorm2d, BatchNorm1d, Dropout, Flatten, ChannelShuffle,
     ChannelSlice, Subsample, ChannelPad
@@ -12,18 +13,22 @@
     check_gradients        numeric gradient check of a module w.r.t. its input and parameters
 """
 from . import init
+from .activation import ReLU, ReLU6, Sigmoid
+from .batchnorm import BatchNorm1d, BatchNorm2d
 from .classifier import ClassifierModel
 from .containers import SE, Concat, Residual, Sequential
+from .conv import Conv2d
+from .dropout import Dropout
 from .gradcheck import check_gradients
-from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, ChannelPad,
-                     ChannelShuffle, ChannelSlice, Conv2d, Dropout, Flatten, GlobalAvgPool,
-                     Identity, Linear, MaxPool2d, ReLU, ReLU6, Sigmoid, Subsample)
-from .module import Module, ParamView, ShapeError, StateDictError
+from .linear import Identity, Linear
+from .module import LayerTrace, Module, ParamView, ShapeError, StateDictError
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool, MaxPool2d
+from .shape import ChannelPad, ChannelShuffle, ChannelSlice, Flatten, Subsample
 from .optimizer import Optimizer
 
 manual_seed = init.manual_seed
 
-__all__ = ["Module", "ParamView", "ShapeError", "StateDictError", "Conv2d", "Linear", "ReLU",
+__all__ = ["Module", "LayerTrace", "ParamView", "ShapeError", "StateDictError", "Conv2d", "Linear", "ReLU",
            "ReLU6", "Sigmoid", "Identity", "MaxPool2d", "AvgPool2d", "GlobalAvgPool",
            "AdaptiveAvgPool2d", "BatchNorm2d", "BatchNorm1d", "Dropout", "Flatten",
            "ChannelShuffle", "ChannelSlice", "Subsample", "ChannelPad", "Sequential",

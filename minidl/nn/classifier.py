@@ -7,7 +7,8 @@
 ``model.params`` is the module's parameter view (Solver's ``model.params[k] = next_w``
 updates the module) and ``model.loss(X, y=None)`` returns scores (N, C) in eval mode, or
 (loss, grads) after a training-mode forward and backward with the softmax loss, plus
-``reg * sum(W ** 2)`` over conv and linear weights (EECS 498's L2 convention).
+``reg * sum(W ** 2)`` over the parameters each module names in ``regularized_params``
+(conv and linear weights; EECS 498's L2 convention).
 """
 import numpy as np
 
@@ -33,7 +34,7 @@ class ClassifierModel:
         self.aux_weight = float(aux_weight)
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self._reg_names = [n for n, m, k in module._named_slots("params")
-                           if k == "weight" and m.kind in ("conv", "linear")]
+                           if k in m.regularized_params]
 
     @property
     def dtype(self):

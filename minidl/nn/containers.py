@@ -23,9 +23,11 @@ A branch given as a Module is one child ('downsample', 'branch1', ...).
 """
 from collections import OrderedDict
 
-from ..layers import extra
-from .layers import Conv2d, GlobalAvgPool, ReLU, Sigmoid
+from ..layers.join import Add, ChannelConcat, ChannelScale
+from .activation import ReLU, Sigmoid
+from .conv import Conv2d
 from .module import Module, ShapeError
+from .pooling import GlobalAvgPool
 
 __all__ = ["Sequential", "Residual", "Concat", "SE"]
 
@@ -85,11 +87,11 @@ class _Paths(Module):
         if self._join is None:
             out = outs[0]
         elif self._join == "add":
-            out, self._cache = extra.Add.forward(outs[0], outs[1])
+            out, self._cache = Add.forward(outs[0], outs[1])
         elif self._join == "concat":
-            out, self._cache = extra.ChannelConcat.forward(outs)
+            out, self._cache = ChannelConcat.forward(outs)
         else:
-            out, self._cache = extra.ChannelScale.forward(outs[0], outs[1])
+            out, self._cache = ChannelScale.forward(outs[0], outs[1])
         return self._run(self._post, out)
 
     def _backward(self, dout):
@@ -97,11 +99,11 @@ class _Paths(Module):
         if self._join is None:
             ds = [d]
         elif self._join == "add":
-            ds = extra.Add.backward(d, self._take_cache())
+            ds = Add.backward(d, self._take_cache())
         elif self._join == "concat":
-            ds = extra.ChannelConcat.backward(d, self._take_cache())
+            ds = ChannelConcat.backward(d, self._take_cache())
         else:
-            ds = extra.ChannelScale.backward(d, self._take_cache())
+            ds = ChannelScale.backward(d, self._take_cache())
         dh = None
         for path, di in zip(self._paths, ds):
             g = self._run_back(path, di)

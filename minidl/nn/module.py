@@ -18,6 +18,12 @@ What every module then offers (PyTorch names where PyTorch has them):
     state_dict(), load_state_dict(), save(path), load(path)
     output_shape(input_shape)     the output shape for one sample (no batch axis), or a
                                   ShapeError naming the first layer that cannot take its input
+    trace_shapes(input_shape)     the same inference, with one LayerTrace per layer (its
+                                  shapes, parameters and multiply-adds): what summary() prints
+
+Class attributes: ``kind`` labels the module's row in summary tables ('conv', 'linear', 'pool',
+'norm', 'act', 'other'); ``regularized_params`` names the parameters that L2 regularisation
+applies to (Conv2d and Linear: their weight; everything else: none).
 
 Parameters are declared with a shape and an initialiser and drawn only when first needed
 (see ``minidl.nn.init``): counting parameters and shape inference never allocate them.
@@ -27,6 +33,7 @@ import json
 import zipfile
 from collections import OrderedDict
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -64,13 +71,48 @@ def _as_shape(owner, shape):
     return shape
 
 
-class _Inference:
-    """What one shape-inference pass carries: the root (for names) and an optional visitor
-    visit(module, name, in_shape, out_shape) that summary() uses to build its rows."""
+def _image_shape(shape):
+    """shape must be (C, H, W) for one sample; for a module's _out_shape."""
+    if len(shape) != 3:
+        raise ValueError(f"expects (C, H, W) per sample (no batch axis), got {shape}")
+    return shape
 
-    def __init__(self, root, visit=None):
+
+def _fmt_pair(v):
+    """(3, 3) -> '3', (1, 7) -> '1x7': a kernel, stride or pad as repr and summary print it."""
+    return str(v[0]) if v[0] == v[1] else f"{v[0]}x{v[1]}"
+
+
+@dataclass(frozen=True)
+class LayerTrace:
+    """One layer of Module.trace_shapes, for one sample (no batch axis).
+
+    name: dotted name as in state_dict (the class name for the root); module: the module;
+    in_shape, out_shape: tuples; num_params: elements of the module's own parameters (its
+    children's excluded); filters, kernel, stride, pad: the layer's settings as summary
+    tables print them ('3' or '1x7'; None where they do not apply); flops: multiply-adds of
+    one sample, counted as the lecture counts them (0 for batch norm, activations, joins).
+    """
+
+    name: str
+    module: object
+    in_shape: tuple
+    out_shape: tuple
+    num_params: int
+    filters: object = None
+    kernel: object = None
+    stride: object = None
+    pad: object = None
+    flops: int = 0
+
+
+class _Inference:
+    """What one shape-inference pass carries: the root (for names) and, for trace_shapes,
+    the list of LayerTrace rows it collects (None: plain output_shape, nothing collected)."""
+
+    def __init__(self, root, trace=None):
         self.root = root
-        self._visit = visit
+        self.trace = trace
         self._names = None
 
     def name(self, module):
@@ -84,14 +126,22 @@ class _Inference:
         return head if name == type(module).__name__ else f"{name} ({head})"
 
     def visit(self, module, in_shape, out_shape):
-        if self._visit is not None:
-            self._visit(module, self.name(module), in_shape, out_shape)
+        """Record one layer (a leaf module, or a container whose join is a row)."""
+        if self.trace is None:
+            return
+        info = module._describe(in_shape, out_shape)
+        own = sum(int(np.prod(spec[0], dtype=np.int64)) for spec in module._param_specs.values())
+        self.trace.append(LayerTrace(
+            self.name(module), module, tuple(in_shape), tuple(out_shape), own,
+            info.get("filters"), info.get("kernel"), info.get("stride"), info.get("pad"),
+            int(info.get("flops", 0))))
 
 
 class Module:
     """Base class of every layer module and container (see the module docstring)."""
 
     kind = "other"  # summary row kind: 'conv', 'linear', 'pool', 'norm', 'act' or 'other'
+    regularized_params = ()  # names of the parameters L2 regularisation applies to
 
     def __init__(self):
         d = self.__dict__
@@ -317,6 +367,16 @@ class Module:
         alone; raises ShapeError naming the first layer that cannot take its input."""
         shape = _as_shape(f"{type(self).__name__}.output_shape", input_shape)
         return self._infer(shape, _Inference(self))
+
+    def trace_shapes(self, input_shape):
+        """Shape inference that reports every layer: returns (output_shape, layers) for one
+        sample of input_shape (no batch axis), layers a list of LayerTrace in execution order:
+        one per leaf module and one per Concat join (residual additions have none). Draws no
+        parameters; raises ShapeError as output_shape does. minidl.summary is built on it."""
+        shape = _as_shape(f"{type(self).__name__}.trace_shapes", input_shape)
+        layers = []
+        out = self._infer(shape, _Inference(self, layers))
+        return out, layers
 
     def _infer(self, shape, ctx):
         # Leaves: _out_shape, with its error turned into one that names the layer.

@@ -1,38 +1,8 @@
-"""``python -m minidl.compat.cs231n install DIR [--force]``: write DIR/cs231n/, a package
-that makes the course's ``import cs231n.X`` use minidl, so that a course notebook run from
-DIR runs unchanged (see minidl.compat.cs231n.install and assignments/README.md)."""
-import argparse
-import os
+"""``python -m minidl.compat.cs231n install DIR [--force]``: the same as
+``minidl cs231n install DIR`` (minidl/cli/cs231n.py)."""
 import sys
 
-from . import install
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m minidl.compat.cs231n",
-        description="Make the CS231n course's `cs231n` package resolve to minidl.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("install", help="write DIR/cs231n/, a package that forwards to minidl")
-    p.add_argument("directory", metavar="DIR",
-                   help="the folder the notebooks run from (e.g. the assignment folder)")
-    p.add_argument("--force", action="store_true",
-                   help="write the forwarder even if DIR/cs231n holds another cs231n package "
-                        "(its code is then not imported)")
-    args = parser.parse_args(argv)
-    try:
-        written = install(args.directory, force=args.force)
-    except (FileExistsError, OSError) as e:
-        print(f"python -m minidl.compat.cs231n: {e}", file=sys.stderr)
-        return 1
-    for path in written:
-        print(f"wrote {path}")
-    package = os.path.join(args.directory, "cs231n")
-    print(f"`import cs231n...` now uses minidl for code run from {args.directory} "
-          f"(data sets: {os.path.join(package, 'datasets')}). Undo: delete "
-          f"{os.path.join(package, '__init__.py')}.")
-    return 0
-
+from ...cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["cs231n"] + sys.argv[1:]))

@@ -1,0 +1,149 @@
+"""Layers that move, copy or pad elements without arithmetic: reshapes, crops, padding.
+
+Same API as the rest of ``minidl.layers``: static ``forward(...) -> (out, cache)`` and
+``backward(dout, cache) -> grads``; float32 and float64, NCHW, output in the input's dtype.
+
+    Flatten              (N, d1, ..., dk) -> (N, d1*...*dk)
+    ChannelSlice         x[:, start:stop] (ShuffleNet v2's channel split)
+    ChannelShuffle       interleave G channel groups (ShuffleNet)
+    Pad                  constant padding of H and W, asymmetric allowed (ceil-mode pooling)
+    Subsample            x[:, :, ::s, ::s] (the ResNet paper's parameter-free shortcut)
+    ChannelPad           zero channels before/after (the same shortcut)
+"""
+import numpy as np
+
+from ._checks import check_array, check_dout, check_nchw, nonneg_int, pair, positive_int
+
+
+class Flatten:
+    """x (N, d1, ..., dk) -> out (N, d1 * ... * dk) (a view when x is contiguous)."""
+
+    @staticmethod
+    def forward(x):
+        """x (N, d1, ..., dk) -> out (N, D), cache."""
+        check_array("Flatten", "x", x, min_ndim=1)
+        return x.reshape(x.shape[0], -1), (x.shape, x.dtype)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, D) -> dx (N, d1, ..., dk)."""
+        shape, dtype = cache
+        check_dout("Flatten", dout, (shape[0], int(np.prod(shape[1:], dtype=np.int64))), dtype)
+        return dout.reshape(shape)
+
+
+class ChannelSlice:
+    """out = x[:, start:stop] (N, stop - start, H, W), a copy."""
+
+    @staticmethod
+    def forward(x, start, stop):
+        """x (N, C, H, W), 0 <= start < stop <= C -> out (N, stop - start, H, W), cache."""
+        check_nchw("ChannelSlice", "x", x)
+        start = nonneg_int("ChannelSlice", "start", start)
+        stop = positive_int("ChannelSlice", "stop", stop)
+        if not start < stop <= x.shape[1]:
+            raise ValueError(f"ChannelSlice: need 0 <= start < stop <= channels, got start "
+                             f"{start}, stop {stop} for x {x.shape}")
+        return np.ascontiguousarray(x[:, start:stop]), (x.shape, x.dtype, start, stop)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, stop - start, H, W) -> dx (N, C, H, W), zero outside the slice."""
+        shape, dtype, start, stop = cache
+        check_dout("ChannelSlice", dout, (shape[0], stop - start) + shape[2:], dtype)
+        dx = np.zeros(shape, dtype=dtype)
+        dx[:, start:stop] = dout
+        return dx
+
+
+class ChannelShuffle:
+    """ShuffleNet's channel shuffle with G groups: channel g * (C/G) + i moves to i * G + g.
+
+    Shape: x (N, C, H, W) with C divisible by G -> out (N, C, H, W).
+    """
+
+    @staticmethod
+    def forward(x, groups):
+        """x (N, C, H, W), groups G -> out (N, C, H, W), cache."""
+        check_nchw("ChannelShuffle", "x", x)
+        g = positive_int("ChannelShuffle", "groups", groups)
+        n, c, h, w = x.shape
+        if c % g:
+            raise ValueError(f"ChannelShuffle: groups={g} must divide the channels of x {x.shape}")
+        out = x.reshape(n, g, c // g, h, w).transpose(0, 2, 1, 3, 4).reshape(n, c, h, w)
+        return out, (x.shape, x.dtype, g)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, C, H, W) -> dx: the inverse permutation (a shuffle with C/G groups)."""
+        shape, dtype, g = cache
+        check_dout("ChannelShuffle", dout, shape, dtype)
+        n, c, h, w = shape
+        return dout.reshape(n, c // g, g, h, w).transpose(0, 2, 1, 3, 4).reshape(shape)
+
+
+class Pad:
+    """Constant padding of the spatial axes: pad = (top, bottom, left, right).
+
+    Shape: x (N, C, H, W) -> out (N, C, H + top + bottom, W + left + right). ``value`` may
+    be -inf (max pooling in PyTorch's ceil mode pads so that padding never wins).
+    """
+
+    @staticmethod
+    def forward(x, pad, value=0.0):
+        """x (N, C, H, W), pad (top, bottom, left, right), value -> out, cache."""
+        check_nchw("Pad", "x", x)
+        if not isinstance(pad, (tuple, list)) or len(pad) != 4:
+            raise ValueError(f"Pad: pad must be (top, bottom, left, right), got {pad!r}")
+        t, b, l, r = (nonneg_int("Pad", "pad", p) for p in pad)
+        out = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=value)
+        return out, (x.shape, x.dtype, (t, b, l, r))
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, C, H + t + b, W + l + r) -> dx (N, C, H, W): the interior."""
+        shape, dtype, (t, b, l, r) = cache
+        n, c, h, w = shape
+        check_dout("Pad", dout, (n, c, h + t + b, w + l + r), dtype)
+        return np.ascontiguousarray(dout[:, :, t:t + h, l:l + w])
+
+
+class Subsample:
+    """out = x[:, :, ::stride, ::stride] (keeps every stride-th row and column)."""
+
+    @staticmethod
+    def forward(x, stride):
+        """x (N, C, H, W), stride s -> out (N, C, ceil(H/s), ceil(W/s)), cache."""
+        check_nchw("Subsample", "x", x)
+        sh, sw = pair("Subsample", "stride", stride)
+        return np.ascontiguousarray(x[:, :, ::sh, ::sw]), (x.shape, x.dtype, sh, sw)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout -> dx (N, C, H, W), zero at the rows and columns that were dropped."""
+        shape, dtype, sh, sw = cache
+        n, c, h, w = shape
+        check_dout("Subsample", dout, (n, c, -(-h // sh), -(-w // sw)), dtype)
+        dx = np.zeros(shape, dtype=dtype)
+        dx[:, :, ::sh, ::sw] = dout
+        return dx
+
+
+class ChannelPad:
+    """Zero channels added before and after: (N, C, H, W) -> (N, before + C + after, H, W)."""
+
+    @staticmethod
+    def forward(x, before, after):
+        """x (N, C, H, W), before, after -> out (N, before + C + after, H, W), cache."""
+        check_nchw("ChannelPad", "x", x)
+        a = nonneg_int("ChannelPad", "before", before)
+        b = nonneg_int("ChannelPad", "after", after)
+        return np.pad(x, ((0, 0), (a, b), (0, 0), (0, 0))), (x.shape, x.dtype, a)
+
+    @staticmethod
+    def backward(dout, cache):
+        """dout (N, before + C + after, H, W) -> dx (N, C, H, W)."""
+        shape, dtype, a = cache
+        check_array("ChannelPad", "dout", dout, ndim=4)
+        check_dout("ChannelPad", dout, (shape[0], dout.shape[1]) + shape[2:], dtype)
+        return np.ascontiguousarray(dout[:, a:a + shape[1]])
