@@ -179,3 +179,24 @@ def test_the_eecs498_layers_stay_strict():
         SpatialBatchNorm.forward(x, np.asarray([3, 4, 5]), np.zeros(3), {"mode": "train"})
     with pytest.raises(TypeError, match="dtype mismatch"):
         Conv.forward(x.astype(np.float32), w, None, {"stride": 1, "pad": 1})
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: cs.conv_forward_naive(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), np.zeros(1),
+                                   {"stride": 1, "pad": 1, "groups": 1}),
+     r"conv_forward_naive: conv_param key\(s\) 'groups' are minidl's"),
+    (lambda: cs.conv_forward_fast(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), np.zeros(1),
+                                  {"stride": 1, "pad": 1, "dilation": 2}),
+     r"conv_forward_fast: conv_param key\(s\) 'dilation' are minidl's"),
+    (lambda: cs.max_pool_forward_fast(np.zeros((1, 1, 4, 4)),
+                                      {"pool_height": 2, "pool_width": 2, "stride": 2, "pad": 1}),
+     r"max_pool_forward_fast: pool_param key\(s\) 'pad' are minidl's"),
+    (lambda: cs.batchnorm_forward(np.zeros((4, 3)), np.ones(3), np.zeros(3),
+                                  {"mode": "train", "momentun": 0.5}),
+     r"batchnorm_forward: unknown bn_param key\(s\) 'momentun'"),
+    (lambda: cs.dropout_forward(np.zeros((4, 3)), {"p": 0.5, "mode": "train", "drop": 1}),
+     r"dropout_forward: unknown dropout_param key\(s\) 'drop'"),
+])
+def test_course_names_reject_keys_the_course_does_not_have(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

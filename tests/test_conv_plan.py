@@ -114,6 +114,9 @@ def test_a_cache_from_another_layer_is_named():
     _, pool_cache = MaxPool.forward(x, {"pool_height": 2, "pool_width": 2, "stride": 2})
     with pytest.raises(TypeError, match="FastConv.backward: cache must be the cache "
                                         "FastConv.forward returned, got a tuple of 2"):
+        FastConv.backward(out, (x, w))
+    with pytest.raises(TypeError, match="FastConv.backward: this cache was made by "
+                                        "MaxPool.forward, not FastConv.forward"):
         FastConv.backward(out, pool_cache)
     _, naive_cache = Conv.forward(x, w, b, {"pad": 1})
     with pytest.raises(TypeError, match="FastConv.backward: this cache was made by "

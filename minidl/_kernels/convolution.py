@@ -36,9 +36,10 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .._validate import (INDEX_LIMIT, check_param_keys, index_int, int_pair,  # noqa: F401
+                         window_output_size)
 from . import numpy_im2col
 
-INDEX_LIMIT = 2**31 - 1  # the kernels index with C ints (and the BLAS takes int dimensions)
 ALGORITHM_FAMILIES = ("auto", "gemm", "winograd", "direct")
 CONV_PARAM_KEYS = ("stride", "pad", "dilation", "groups", "floor_mode")
 FLOATS = (np.float32, np.float64)
@@ -142,72 +143,12 @@ def cached_plans():
 
 # --------------------------------------------------------------------------- validation
 
-def index_int(layer, name, value, low):
-    """value as an int >= low (1: positive, 0: non-negative) that the kernels can index with
-    (<= INDEX_LIMIT); ValueError naming layer and argument otherwise."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-            or value < low:
-        kind = "positive" if low == 1 else "non-negative"
-        raise ValueError(f"{layer}: {name} must be a {kind} integer, got {value!r}")
-    value = int(value)
-    if value > INDEX_LIMIT:
-        raise ValueError(f"{layer}: {name} {value} is too large: the kernels index with 32-bit "
-                         f"integers (at most {INDEX_LIMIT})")
-    return value
-
-
-def int_pair(layer, name, value, low=1):
-    """An int or a pair of ints -> a (height, width) tuple of ints >= low and <= INDEX_LIMIT."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{layer}: {name} must be an int or a pair, got {value!r}")
-        return index_int(layer, name, value[0], low), index_int(layer, name, value[1], low)
-    v = index_int(layer, name, value, low)
-    return v, v
-
-
-def window_output_size(layer, axis, size, kernel, stride, pad, dilation=1, floor_mode=False):
-    """Output length of a sliding window along one axis ('height' or 'width'): the one
-    formula, (size + 2*pad - dilation*(kernel - 1) - 1) // stride + 1.
-
-    Raises when the (dilated) kernel is larger than the padded input, and when an index the
-    kernels compute (the padded size, the dilated extent) would pass INDEX_LIMIT. By default it
-    also raises when the stride does not tile the padded input exactly (the course layers
-    assume it, and a silently ignored last row is a classic bug); with ``floor_mode=True`` it
-    follows PyTorch instead: input rows that no window reaches get a zero gradient.
-    """
-    extent = dilation * (kernel - 1) + 1
-    padded = size + 2 * pad
-    if extent > INDEX_LIMIT:
-        raise ValueError(f"{layer}: dilation {dilation} with kernel {axis} {kernel} spans "
-                         f"{extent} {axis} positions, more than the kernels' 32-bit index "
-                         f"range ({INDEX_LIMIT})")
-    if padded > INDEX_LIMIT:
-        raise ValueError(f"{layer}: pad {pad} is too large: the padded input {axis} "
-                         f"{size} + 2*{pad} = {padded} passes the kernels' 32-bit index range "
-                         f"({INDEX_LIMIT})")
-    what = f"kernel {axis} {kernel}" + (f" (dilated to {extent})" if dilation > 1 else "")
-    if padded < extent:
-        raise ValueError(f"{layer}: input {axis} {size} with pad {pad} is smaller than {what}")
-    if not floor_mode and (padded - extent) % stride != 0:
-        raise ValueError(
-            f"{layer}: stride {stride} does not tile the input {axis}: "
-            f"({size} + 2*{pad} - {extent}) = {padded - extent} is not divisible by {stride} "
-            "(pass floor_mode=True in the param dict for PyTorch's floor semantics)")
-    return (padded - extent) // stride + 1
-
-
 def check_conv_param(layer, conv_param, floor_mode=False):
     """conv_param -> (stride, pad, dilation, groups, floor_mode) as plain ints/pairs.
 
     Keys: 'stride', 'pad' (the course's), 'dilation', 'groups', 'floor_mode' (minidl's);
     anything else (a typo such as 'strides') is an error rather than silently ignored."""
-    if not isinstance(conv_param, dict):
-        raise TypeError(f"{layer}: conv_param must be a dict, got {type(conv_param).__name__}")
-    unknown = sorted(set(conv_param) - set(CONV_PARAM_KEYS), key=str)
-    if unknown:
-        raise ValueError(f"{layer}: unknown conv_param key(s) {', '.join(map(repr, unknown))}; "
-                         f"the keys are {', '.join(map(repr, CONV_PARAM_KEYS))}")
+    check_param_keys(layer, "conv_param", conv_param, CONV_PARAM_KEYS)
     stride = int_pair(layer, "stride", conv_param.get("stride", 1))
     pad = int_pair(layer, "pad", conv_param.get("pad", 0), low=0)
     dilation = int_pair(layer, "dilation", conv_param.get("dilation", 1))

@@ -2,8 +2,9 @@
 that names the layer, the argument and the shapes involved."""
 import numpy as np
 
-# The one output-size formula (with its index-range checks) lives with the convolution plans.
-from .._kernels.convolution import index_int, window_output_size  # noqa: F401
+# The one output-size formula, the integer and param-dict checks: shared with the kernels.
+from .._validate import check_param_keys, index_int, window_output_size  # noqa: F401
+from .._validate import int_pair as pair  # noqa: F401  (an int or an (h, w) pair)
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -65,15 +66,6 @@ def nonneg_int(layer, name, value):
     """value as a non-negative int within the kernels' index range, else ValueError."""
     return index_int(layer, name, value, 0)
 
-
-def pair(layer, name, value, check=positive_int):
-    """An int or a pair of ints -> a (height, width) tuple, each checked."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{layer}: {name} must be an int or a pair, got {value!r}")
-        return check(layer, name, value[0]), check(layer, name, value[1])
-    v = check(layer, name, value)
-    return v, v
 
 
 class LayerCache:

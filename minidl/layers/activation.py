@@ -8,7 +8,7 @@ Same API as the rest of ``minidl.layers``: static ``forward(x) -> (out, cache)``
 """
 import numpy as np
 
-from ._checks import check_array, check_dout
+from ._checks import LayerCache, check_array, check_dout, open_cache
 
 
 class Sigmoid:
@@ -21,12 +21,12 @@ class Sigmoid:
         # exp of a non-positive number only: exp(-|x|) never overflows.
         e = np.exp(-np.abs(x))
         out = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
-        return out, out
+        return out, LayerCache("Sigmoid", out)
 
     @staticmethod
     def backward(dout, cache):
         """dout -> dx = dout * out * (1 - out)."""
-        out = cache
+        out, = open_cache("Sigmoid", cache)
         check_dout("Sigmoid", dout, out.shape, out.dtype)
         return dout * out * (1 - out)
 
@@ -38,11 +38,11 @@ class ReLU6:
     def forward(x):
         """x (any shape) -> out (same shape), cache x."""
         check_array("ReLU6", "x", x)
-        return np.clip(x, 0, 6), x
+        return np.clip(x, 0, 6), LayerCache("ReLU6", x)
 
     @staticmethod
     def backward(dout, cache):
         """dout -> dx = dout where 0 < x < 6, else 0."""
-        x = cache
+        x, = open_cache("ReLU6", cache)
         check_dout("ReLU6", dout, x.shape, x.dtype)
         return dout * ((x > 0) & (x < 6))

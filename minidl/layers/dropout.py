@@ -4,15 +4,14 @@ CS231n's dropout_forward keeps with probability p instead; minidl.compat.cs231n 
 """
 import numpy as np
 
-from ._checks import check_array, check_same_dtype, check_shape
+from ._checks import LayerCache, check_array, check_dout, check_param_keys, open_cache
 
 _MODES = ("train", "test")
+DROPOUT_PARAM_KEYS = ("p", "mode", "seed")
 
 
 def _dropout_settings(dropout_param):
-    if not isinstance(dropout_param, dict):
-        raise TypeError("Dropout: dropout_param must be a dict with 'p' and 'mode', got "
-                        f"{type(dropout_param).__name__}")
+    check_param_keys("Dropout", "dropout_param", dropout_param, DROPOUT_PARAM_KEYS)
     if "p" not in dropout_param:
         raise ValueError("Dropout: dropout_param needs 'p' (the probability of dropping a unit)")
     p = dropout_param["p"]
@@ -38,25 +37,21 @@ class Dropout:
 
     @staticmethod
     def forward(x, dropout_param):
-        """x (any shape) -> out (x's shape and dtype), cache (dropout_param, mask or None)."""
+        """x (any shape) -> out (x's shape and dtype), cache (the mask in 'train' mode)."""
         check_array("Dropout", "x", x)
         p, mode, seed = _dropout_settings(dropout_param)
         if mode == "test":
-            return x, (dropout_param, None)
+            return x, LayerCache("Dropout", x.shape, x.dtype, None)
         if seed is not None:
             u = np.random.default_rng(seed).random(x.shape)
         else:
             u = np.random.random_sample(x.shape)
         mask = ((u >= p) / (1.0 - p)).astype(x.dtype)
-        return x * mask, (dropout_param, mask)
+        return x * mask, LayerCache("Dropout", x.shape, x.dtype, mask)
 
     @staticmethod
     def backward(dout, cache):
         """dout (x's shape) -> dx: dout * mask in 'train' mode, dout in 'test' mode."""
-        _, mask = cache
-        check_array("Dropout", "dout", dout)
-        if mask is None:
-            return dout
-        check_shape("Dropout", "dout", dout, mask.shape)
-        check_same_dtype("Dropout", x=mask, dout=dout)
-        return dout * mask
+        shape, dtype, mask = open_cache("Dropout", cache)
+        check_dout("Dropout", dout, shape, dtype)
+        return dout if mask is None else dout * mask

@@ -10,7 +10,8 @@ The backward of a join returns one gradient per joined input.
 """
 import numpy as np
 
-from ._checks import check_array, check_dout, check_nchw, check_same_dtype, check_shape
+from ._checks import (LayerCache, check_array, check_dout, check_nchw, check_same_dtype,
+                      check_shape, open_cache)
 
 
 class Add:
@@ -25,12 +26,12 @@ class Add:
         if a.shape != b.shape:
             raise ValueError(f"Add: a and b must have the same shape, got a {a.shape} and "
                              f"b {b.shape}")
-        return a + b, (a.shape, a.dtype)
+        return a + b, LayerCache("Add", a.shape, a.dtype)
 
     @staticmethod
     def backward(dout, cache):
         """dout -> (da, db): the sum passes its gradient to both inputs unchanged."""
-        shape, dtype = cache
+        shape, dtype = open_cache("Add", cache)
         check_dout("Add", dout, shape, dtype)
         return dout, dout
 
@@ -52,12 +53,13 @@ class ChannelConcat:
                 raise ValueError(f"ChannelConcat: xs[{i}] has shape {x.shape} but xs[0] has "
                                  f"{xs[0].shape}: only the channel counts may differ")
         sizes = [x.shape[1] for x in xs]
-        return np.concatenate(xs, axis=1), (sizes, xs[0].shape, xs[0].dtype)
+        return (np.concatenate(xs, axis=1),
+                LayerCache("ChannelConcat", sizes, xs[0].shape, xs[0].dtype))
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, sum C_i, H, W) -> a list of dxs_i (N, C_i, H, W)."""
-        sizes, shape0, dtype = cache
+        sizes, shape0, dtype = open_cache("ChannelConcat", cache)
         check_dout("ChannelConcat", dout, (shape0[0], sum(sizes)) + shape0[2:], dtype)
         bounds = np.cumsum([0] + sizes)
         return [np.ascontiguousarray(dout[:, a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -76,11 +78,11 @@ class ChannelScale:
         check_array("ChannelScale", "s", s)
         check_same_dtype("ChannelScale", x=x, s=s)
         check_shape("ChannelScale", "s", s, x.shape[:2] + (1, 1))
-        return x * s, (x, s)
+        return x * s, LayerCache("ChannelScale", x, s)
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, C, H, W) -> dx = dout * s, ds = sum over H, W of dout * x."""
-        x, s = cache
+        x, s = open_cache("ChannelScale", cache)
         check_dout("ChannelScale", dout, x.shape, x.dtype)
         return dout * s, (dout * x).sum(axis=(2, 3), keepdims=True)

@@ -24,7 +24,8 @@ always uses the biased one). 'test' mode normalises with the running statistics 
 import numpy as np
 
 from .. import _kernels
-from ._checks import check_array, check_dout, check_same_dtype, check_shape, positive_int
+from ._checks import (LayerCache, check_array, check_dout, check_param_keys, check_same_dtype,
+                      check_shape, open_cache, positive_int)
 
 
 def _standardize(x, axes, eps):
@@ -63,11 +64,18 @@ def _float_param(layer, params_name, params, key, default, low, high, low_open=F
     return value
 
 
-def _check_param_dict(layer, name, params):
+# The keys each param dict may hold; another key (a typo such as 'momentun') is an error.
+# Layer and group norm also accept 'mode', which the course's models set on every norm param
+# dict; they behave the same in both modes.
+BN_PARAM_KEYS = ("mode", "eps", "momentum", "running_mean", "running_var",
+                 "unbiased_running_var")
+LN_PARAM_KEYS = ("eps", "mode")
+
+
+def _check_param_dict(layer, name, params, allowed):
     if params is None:
         return {}
-    if not isinstance(params, dict):
-        raise TypeError(f"{layer}: {name} must be a dict, got {type(params).__name__}")
+    check_param_keys(layer, name, params, allowed)
     return params
 
 
@@ -124,7 +132,7 @@ class BatchNorm:
         its compiled gradient (see SpatialBatchNorm.backward)."""
         C = x.shape[1]
         _check_affine(layer, x, gamma, beta, C, [(C,)])
-        bn_param = _check_param_dict(layer, params_name, bn_param)
+        bn_param = _check_param_dict(layer, params_name, bn_param, BN_PARAM_KEYS)
         mode = bn_param.get("mode")
         if mode not in ("train", "test"):
             raise ValueError(f"{layer}: {params_name}['mode'] must be 'train' or 'test', "
@@ -174,13 +182,13 @@ class BatchNorm:
             out = xhat * gamma.reshape(pshape) + beta.reshape(pshape)
         cache = _BNCache(layer=layer, mode=mode, x=x, xhat=xhat, mean=mean, var=var, istd=istd,
                          gamma=gamma, axes=axes, pshape=pshape, eps=eps, fused=fused)
-        return out, cache
+        return out, LayerCache(layer, cache)
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, D) -> dx (N, D), dgamma (D,), dbeta (D,), by backpropagating step by
         step through the computational graph mean -> centre -> var -> 1/std -> xhat."""
-        c = cache
+        c, = open_cache("BatchNorm", cache)
         check_dout(c.layer, dout, c.x.shape, c.x.dtype)
         if c.fused:
             return _fused_backward(dout, c)
@@ -202,15 +210,20 @@ class BatchNorm:
     def backward_alt(dout, cache):
         """dout (N, D) -> dx, dgamma, dbeta with the simplified closed form of dx
         (same result as backward, fewer passes over memory)."""
-        c = cache
-        check_dout(c.layer, dout, c.x.shape, c.x.dtype)
-        if c.fused:
-            return _fused_backward(dout, c)
-        dgamma, dbeta = (dout * c.xhat).sum(axis=c.axes), dout.sum(axis=c.axes)
-        dxhat = dout * c.gamma.reshape(c.pshape)
-        if c.mode == "test":
-            return dxhat * c.istd, dgamma, dbeta
-        return _standardize_backward(dxhat, c.xhat, c.istd, c.axes), dgamma, dbeta
+        c, = open_cache("BatchNorm", cache)
+        return _backward_closed_form(dout, c)
+
+
+def _backward_closed_form(dout, c):
+    """BatchNorm.backward_alt's gradient for a batch-norm cache c of either layer."""
+    check_dout(c.layer, dout, c.x.shape, c.x.dtype)
+    if c.fused:
+        return _fused_backward(dout, c)
+    dgamma, dbeta = (dout * c.xhat).sum(axis=c.axes), dout.sum(axis=c.axes)
+    dxhat = dout * c.gamma.reshape(c.pshape)
+    if c.mode == "test":
+        return dxhat * c.istd, dgamma, dbeta
+    return _standardize_backward(dxhat, c.xhat, c.istd, c.axes), dgamma, dbeta
 
 
 class SpatialBatchNorm:
@@ -232,7 +245,8 @@ class SpatialBatchNorm:
     @staticmethod
     def backward(dout, cache):
         """dout (N, C, H, W) -> dx (N, C, H, W), dgamma (C,), dbeta (C,)."""
-        return BatchNorm.backward_alt(dout, cache)
+        c, = open_cache("SpatialBatchNorm", cache)
+        return _backward_closed_form(dout, c)
 
 
 class LayerNorm:
@@ -247,17 +261,17 @@ class LayerNorm:
         """x (N, D), gamma (D,), beta (D,), ln_param -> out (N, D), cache."""
         check_array("LayerNorm", "x", x, ndim=2)
         _check_affine("LayerNorm", x, gamma, beta, x.shape[1], [(x.shape[1],)])
-        ln_param = _check_param_dict("LayerNorm", "ln_param", ln_param)
+        ln_param = _check_param_dict("LayerNorm", "ln_param", ln_param, LN_PARAM_KEYS)
         eps = _float_param("LayerNorm", "ln_param", ln_param, "eps", 1e-5, 0.0, np.inf,
                            low_open=True)
         xhat, _, _, istd = _standardize(x, (1,), eps)
         out = xhat * gamma + beta
-        return out, (x.shape, x.dtype, xhat, istd, gamma)
+        return out, LayerCache("LayerNorm", x.shape, x.dtype, xhat, istd, gamma)
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, D) -> dx (N, D), dgamma (D,), dbeta (D,)."""
-        x_shape, dtype, xhat, istd, gamma = cache
+        x_shape, dtype, xhat, istd, gamma = open_cache("LayerNorm", cache)
         check_dout("LayerNorm", dout, x_shape, dtype)
         dgamma, dbeta = (dout * xhat).sum(axis=0), dout.sum(axis=0)
         dx = _standardize_backward(dout * gamma, xhat, istd, (1,))
@@ -284,18 +298,18 @@ class SpatialGroupNorm:
         G = positive_int(layer, "G", G)
         if C % G:
             raise ValueError(f"{layer}: G={G} groups must divide the {C} channels of x {x.shape}")
-        gn_param = _check_param_dict(layer, "gn_param", gn_param)
+        gn_param = _check_param_dict(layer, "gn_param", gn_param, LN_PARAM_KEYS)
         eps = _float_param(layer, "gn_param", gn_param, "eps", 1e-5, 0.0, np.inf, low_open=True)
         axes = (2, 3, 4)
         xhat_g, _, _, istd = _standardize(x.reshape(N, G, C // G, H, W), axes, eps)
         xhat = xhat_g.reshape(x.shape)
         out = xhat * gamma.reshape(1, C, 1, 1) + beta.reshape(1, C, 1, 1)
-        return out, (x.dtype, xhat, istd, gamma, beta.shape, G)
+        return out, LayerCache("SpatialGroupNorm", x.dtype, xhat, istd, gamma, beta.shape, G)
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, C, H, W) -> dx (N, C, H, W), dgamma, dbeta (shaped as gamma, beta were)."""
-        dtype, xhat, istd, gamma, beta_shape, G = cache
+        dtype, xhat, istd, gamma, beta_shape, G = open_cache("SpatialGroupNorm", cache)
         check_dout("SpatialGroupNorm", dout, xhat.shape, dtype)
         N, C, H, W = xhat.shape
         dgamma = (dout * xhat).sum(axis=(0, 2, 3)).reshape(gamma.shape)

@@ -12,7 +12,8 @@ Same API as the rest of ``minidl.layers``: static ``forward(...) -> (out, cache)
 """
 import numpy as np
 
-from ._checks import check_array, check_dout, check_nchw, nonneg_int, pair, positive_int
+from ._checks import (LayerCache, check_array, check_dout, check_nchw, nonneg_int, open_cache,
+                      pair, positive_int)
 
 
 class Flatten:
@@ -22,12 +23,12 @@ class Flatten:
     def forward(x):
         """x (N, d1, ..., dk) -> out (N, D), cache."""
         check_array("Flatten", "x", x, min_ndim=1)
-        return x.reshape(x.shape[0], -1), (x.shape, x.dtype)
+        return x.reshape(x.shape[0], -1), LayerCache("Flatten", x.shape, x.dtype)
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, D) -> dx (N, d1, ..., dk)."""
-        shape, dtype = cache
+        shape, dtype = open_cache("Flatten", cache)
         check_dout("Flatten", dout, (shape[0], int(np.prod(shape[1:], dtype=np.int64))), dtype)
         return dout.reshape(shape)
 
@@ -44,12 +45,13 @@ class ChannelSlice:
         if not start < stop <= x.shape[1]:
             raise ValueError(f"ChannelSlice: need 0 <= start < stop <= channels, got start "
                              f"{start}, stop {stop} for x {x.shape}")
-        return np.ascontiguousarray(x[:, start:stop]), (x.shape, x.dtype, start, stop)
+        return np.ascontiguousarray(x[:, start:stop]), LayerCache("ChannelSlice", x.shape, x.dtype, start,
+                                                            stop)
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, stop - start, H, W) -> dx (N, C, H, W), zero outside the slice."""
-        shape, dtype, start, stop = cache
+        shape, dtype, start, stop = open_cache("ChannelSlice", cache)
         check_dout("ChannelSlice", dout, (shape[0], stop - start) + shape[2:], dtype)
         dx = np.zeros(shape, dtype=dtype)
         dx[:, start:stop] = dout
@@ -71,12 +73,12 @@ class ChannelShuffle:
         if c % g:
             raise ValueError(f"ChannelShuffle: groups={g} must divide the channels of x {x.shape}")
         out = x.reshape(n, g, c // g, h, w).transpose(0, 2, 1, 3, 4).reshape(n, c, h, w)
-        return out, (x.shape, x.dtype, g)
+        return out, LayerCache("ChannelShuffle", x.shape, x.dtype, g)
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, C, H, W) -> dx: the inverse permutation (a shuffle with C/G groups)."""
-        shape, dtype, g = cache
+        shape, dtype, g = open_cache("ChannelShuffle", cache)
         check_dout("ChannelShuffle", dout, shape, dtype)
         n, c, h, w = shape
         return dout.reshape(n, c // g, g, h, w).transpose(0, 2, 1, 3, 4).reshape(shape)
@@ -97,12 +99,12 @@ class Pad:
             raise ValueError(f"Pad: pad must be (top, bottom, left, right), got {pad!r}")
         t, b, l, r = (nonneg_int("Pad", "pad", p) for p in pad)
         out = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=value)
-        return out, (x.shape, x.dtype, (t, b, l, r))
+        return out, LayerCache("Pad", x.shape, x.dtype, (t, b, l, r))
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, C, H + t + b, W + l + r) -> dx (N, C, H, W): the interior."""
-        shape, dtype, (t, b, l, r) = cache
+        shape, dtype, (t, b, l, r) = open_cache("Pad", cache)
         n, c, h, w = shape
         check_dout("Pad", dout, (n, c, h + t + b, w + l + r), dtype)
         return np.ascontiguousarray(dout[:, :, t:t + h, l:l + w])
@@ -116,12 +118,13 @@ class Subsample:
         """x (N, C, H, W), stride s -> out (N, C, ceil(H/s), ceil(W/s)), cache."""
         check_nchw("Subsample", "x", x)
         sh, sw = pair("Subsample", "stride", stride)
-        return np.ascontiguousarray(x[:, :, ::sh, ::sw]), (x.shape, x.dtype, sh, sw)
+        return (np.ascontiguousarray(x[:, :, ::sh, ::sw]),
+                LayerCache("Subsample", x.shape, x.dtype, sh, sw))
 
     @staticmethod
     def backward(dout, cache):
         """dout -> dx (N, C, H, W), zero at the rows and columns that were dropped."""
-        shape, dtype, sh, sw = cache
+        shape, dtype, sh, sw = open_cache("Subsample", cache)
         n, c, h, w = shape
         check_dout("Subsample", dout, (n, c, -(-h // sh), -(-w // sw)), dtype)
         dx = np.zeros(shape, dtype=dtype)
@@ -138,12 +141,12 @@ class ChannelPad:
         check_nchw("ChannelPad", "x", x)
         a = nonneg_int("ChannelPad", "before", before)
         b = nonneg_int("ChannelPad", "after", after)
-        return np.pad(x, ((0, 0), (a, b), (0, 0), (0, 0))), (x.shape, x.dtype, a)
+        return (np.pad(x, ((0, 0), (a, b), (0, 0), (0, 0))),
+                LayerCache("ChannelPad", x.shape, x.dtype, a, b))
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, before + C + after, H, W) -> dx (N, C, H, W)."""
-        shape, dtype, a = cache
-        check_array("ChannelPad", "dout", dout, ndim=4)
-        check_dout("ChannelPad", dout, (shape[0], dout.shape[1]) + shape[2:], dtype)
+        shape, dtype, a, b = open_cache("ChannelPad", cache)
+        check_dout("ChannelPad", dout, (shape[0], a + shape[1] + b) + shape[2:], dtype)
         return np.ascontiguousarray(dout[:, a:a + shape[1]])

@@ -31,7 +31,7 @@ class Conv2d(Module):
         self.out_channels = positive_int(name, "out_channels", out_channels)
         self.kernel_size = pair(name, "kernel_size", kernel_size)
         self.stride = pair(name, "stride", stride)
-        self.padding = pair(name, "padding", padding, nonneg_int)
+        self.padding = pair(name, "padding", padding, low=0)
         self.dilation = pair(name, "dilation", dilation)
         self.groups = positive_int(name, "groups", groups)
         if self.in_channels % self.groups or self.out_channels % self.groups:

@@ -33,7 +33,7 @@ class MaxPool2d(Module):
         self.kernel_size = pair("MaxPool2d", "kernel_size", kernel_size)
         self.stride = (pair("MaxPool2d", "stride", stride) if stride is not None
                        else self.kernel_size)
-        self.padding = pair("MaxPool2d", "padding", padding, nonneg_int)
+        self.padding = pair("MaxPool2d", "padding", padding, low=0)
         if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
             raise ValueError(f"MaxPool2d: padding {self.padding} must be at most half the kernel "
                              f"size {self.kernel_size}")
@@ -112,7 +112,7 @@ class AvgPool2d(Module):
         self.kernel_size = pair("AvgPool2d", "kernel_size", kernel_size)
         self.stride = (pair("AvgPool2d", "stride", stride) if stride is not None
                        else self.kernel_size)
-        self.padding = pair("AvgPool2d", "padding", padding, nonneg_int)
+        self.padding = pair("AvgPool2d", "padding", padding, low=0)
         if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
             raise ValueError(f"AvgPool2d: padding {self.padding} must be at most half the kernel "
                              f"size {self.kernel_size}")

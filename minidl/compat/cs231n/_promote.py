@@ -17,6 +17,8 @@ for a float32 forward) the gradients are returned in the promoted dtype, as NumP
 """
 import numpy as np
 
+from ..._validate import check_param_keys
+
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -92,3 +94,39 @@ def backward_promoted(fn, backward, dout, cache):
     if isinstance(grads, tuple):
         return tuple(None if g is None else g.astype(result_dtype) for g in grads)
     return grads.astype(result_dtype)
+
+
+# The keys the course's param dicts have. minidl's layers take more (conv 'dilation', 'groups'
+# and 'floor_mode', pool 'pad' and 'floor_mode', bn 'unbiased_running_var'); through the
+# course's names those are errors, as any unknown key is, so that code written against minidl
+# does not pass for course code that would ignore them.
+COURSE_PARAM_KEYS = {
+    "conv_param": ("stride", "pad"),
+    "pool_param": ("pool_height", "pool_width", "stride"),
+    "bn_param": ("mode", "eps", "momentum", "running_mean", "running_var"),
+    "ln_param": ("eps", "mode"),
+    "gn_param": ("eps", "mode"),
+    "dropout_param": ("p", "mode", "seed"),
+}
+
+
+def course_params(fn, **params):
+    """Check each param dict against the course's keys (see COURSE_PARAM_KEYS); a key only
+    minidl's layers know is named as such. Returns nothing; raises ValueError/TypeError."""
+    for name, value in params.items():
+        if value is None and name in ("ln_param", "gn_param"):
+            continue
+        allowed = COURSE_PARAM_KEYS[name]
+        if isinstance(value, dict):
+            extra = sorted(set(value) - set(allowed), key=str)
+            minidl_only = [k for k in extra if k in _MINIDL_ONLY.get(name, ())]
+            if minidl_only:
+                raise ValueError(f"{fn}: {name} key(s) {', '.join(map(repr, minidl_only))} are "
+                                 f"minidl's (minidl.layers takes them); the course's {fn} "
+                                 f"takes {', '.join(map(repr, allowed))}")
+        check_param_keys(fn, name, value, allowed)
+
+
+_MINIDL_ONLY = {"conv_param": ("dilation", "groups", "floor_mode"),
+                "pool_param": ("pad", "floor_mode"),
+                "bn_param": ("unbiased_running_var",)}

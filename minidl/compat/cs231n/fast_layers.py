@@ -10,6 +10,7 @@ from ...layers.conv import FastConv as _FastConv
 from ...layers.pool import FastMaxPool as _FastMaxPool
 from . import im2col as _im2col
 from ._promote import backward_promoted as _backward
+from ._promote import course_params as _course_params
 from ._promote import promote as _promote
 from .im2col import col2im_indices, get_im2col_indices, im2col_indices
 
@@ -26,6 +27,7 @@ __all__ = [
 def conv_forward_fast(x, w, b, conv_param):
     """x (N, C, H, W), w (F, C, HH, WW), b (F,), conv_param ('stride', 'pad')
     -> out (N, F, H', W'), cache. (minidl FastConv)"""
+    _course_params("conv_forward_fast", conv_param=conv_param)
     x, w, b = _promote("conv_forward_fast", x=x, w=w, b=b)
     return _FastConv.forward(x, w, b, conv_param)
 
@@ -42,6 +44,7 @@ conv_backward_im2col = conv_backward_strides = conv_backward_pytorch = conv_back
 def max_pool_forward_fast(x, pool_param):
     """x (N, C, H, W), pool_param ('pool_height', 'pool_width', 'stride')
     -> out (N, C, H', W'), cache. (minidl FastMaxPool)"""
+    _course_params("max_pool_forward_fast", pool_param=pool_param)
     return _FastMaxPool.forward(_promote("max_pool_forward_fast", x=x), pool_param)
 
 

@@ -13,6 +13,7 @@ from ...layers.sandwich import Conv_ReLU_Pool as _Conv_ReLU_Pool
 from . import fast_layers as _fast_layers
 from . import layers as _layers
 from ._promote import backward_promoted as _backward
+from ._promote import course_params as _course_params
 from ._promote import promote as _promote
 from .fast_layers import *  # noqa: F401,F403 (the course's re-exports)
 from .layers import *  # noqa: F401,F403
@@ -38,6 +39,7 @@ def affine_relu_backward(dout, cache):
 def conv_relu_forward(x, w, b, conv_param):
     """fast conv -> ReLU: x (N, C, H, W), w (F, C, HH, WW), b (F,), conv_param
     -> out (N, F, H', W'), cache."""
+    _course_params("conv_relu_forward", conv_param=conv_param)
     x, w, b = _promote("conv_relu_forward", x=x, w=w, b=b)
     return _Conv_ReLU.forward(x, w, b, conv_param)
 
@@ -50,6 +52,7 @@ def conv_relu_backward(dout, cache):
 def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):
     """fast conv -> spatial batch norm -> ReLU: x (N, C, H, W), w (F, C, HH, WW), b (F,),
     gamma (F,), beta (F,), conv_param, bn_param -> out (N, F, H', W'), cache."""
+    _course_params("conv_bn_relu_forward", conv_param=conv_param, bn_param=bn_param)
     x, w, b, gamma, beta = _promote("conv_bn_relu_forward", x=x, w=w, b=b, gamma=gamma,
                                     beta=beta)
     return _Conv_BatchNorm_ReLU.forward(x, w, b, gamma, beta, conv_param, bn_param)
@@ -63,6 +66,7 @@ def conv_bn_relu_backward(dout, cache):
 def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
     """fast conv -> ReLU -> fast max pool: x (N, C, H, W), w, b, conv_param, pool_param
     -> out (N, F, H'', W''), cache."""
+    _course_params("conv_relu_pool_forward", conv_param=conv_param, pool_param=pool_param)
     x, w, b = _promote("conv_relu_pool_forward", x=x, w=w, b=b)
     return _Conv_ReLU_Pool.forward(x, w, b, conv_param, pool_param)
 

@@ -22,6 +22,7 @@ from ...layers.norm import SpatialBatchNorm as _SpatialBatchNorm
 from ...layers.norm import SpatialGroupNorm as _SpatialGroupNorm
 from ...layers.pool import MaxPool as _MaxPool
 from ._promote import backward_promoted as _backward
+from ._promote import course_params as _course_params
 from ._promote import promote as _promote
 
 __all__ = [
@@ -60,6 +61,7 @@ def relu_backward(dout, cache):
 def batchnorm_forward(x, gamma, beta, bn_param):
     """x (N, D), gamma (D,), beta (D,), bn_param ('mode', 'eps', 'momentum',
     'running_mean', 'running_var') -> out (N, D), cache. (minidl BatchNorm)"""
+    _course_params("batchnorm_forward", bn_param=bn_param)
     x, gamma, beta = _promote("batchnorm_forward", x=x, gamma=gamma, beta=beta)
     return _BatchNorm.forward(x, gamma, beta, bn_param)
 
@@ -76,6 +78,7 @@ def batchnorm_backward_alt(dout, cache):
 
 def layernorm_forward(x, gamma, beta, ln_param):
     """x (N, D), gamma (D,), beta (D,), ln_param ('eps') -> out (N, D), cache."""
+    _course_params("layernorm_forward", ln_param=ln_param)
     x, gamma, beta = _promote("layernorm_forward", x=x, gamma=gamma, beta=beta)
     return _LayerNorm.forward(x, gamma, beta, ln_param)
 
@@ -92,9 +95,7 @@ def dropout_forward(x, dropout_param):
     x (any shape) -> out (x's shape), cache. Calls minidl.layers.Dropout with the drop
     probability 1 - p.
     """
-    if not isinstance(dropout_param, dict):
-        raise TypeError("dropout_forward: dropout_param must be a dict with 'p' and 'mode', "
-                        f"got {type(dropout_param).__name__}")
+    _course_params("dropout_forward", dropout_param=dropout_param)
     if "p" not in dropout_param:
         raise ValueError("dropout_forward: dropout_param needs 'p' (the probability of keeping "
                          "a unit)")
@@ -115,6 +116,7 @@ def dropout_backward(dout, cache):
 def conv_forward_naive(x, w, b, conv_param):
     """x (N, C, H, W), w (F, C, HH, WW), b (F,), conv_param ('stride', 'pad')
     -> out (N, F, H', W'), cache. Loop implementation (minidl Conv)."""
+    _course_params("conv_forward_naive", conv_param=conv_param)
     x, w, b = _promote("conv_forward_naive", x=x, w=w, b=b)
     return _Conv.forward(x, w, b, conv_param)
 
@@ -127,6 +129,7 @@ def conv_backward_naive(dout, cache):
 def max_pool_forward_naive(x, pool_param):
     """x (N, C, H, W), pool_param ('pool_height', 'pool_width', 'stride')
     -> out (N, C, H', W'), cache. Loop implementation (minidl MaxPool)."""
+    _course_params("max_pool_forward_naive", pool_param=pool_param)
     return _MaxPool.forward(_promote("max_pool_forward_naive", x=x), pool_param)
 
 
@@ -137,6 +140,7 @@ def max_pool_backward_naive(dout, cache):
 
 def spatial_batchnorm_forward(x, gamma, beta, bn_param):
     """x (N, C, H, W), gamma (C,), beta (C,), bn_param -> out (N, C, H, W), cache."""
+    _course_params("spatial_batchnorm_forward", bn_param=bn_param)
     x, gamma, beta = _promote("spatial_batchnorm_forward", x=x, gamma=gamma, beta=beta)
     return _SpatialBatchNorm.forward(x, gamma, beta, bn_param)
 
@@ -149,6 +153,7 @@ def spatial_batchnorm_backward(dout, cache):
 def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
     """x (N, C, H, W), gamma and beta (1, C, 1, 1) (CS231n's shape; (C,) also works),
     G groups (a divisor of C), gn_param ('eps') -> out (N, C, H, W), cache."""
+    _course_params("spatial_groupnorm_forward", gn_param=gn_param)
     x, gamma, beta = _promote("spatial_groupnorm_forward", x=x, gamma=gamma, beta=beta)
     return _SpatialGroupNorm.forward(x, gamma, beta, G, gn_param)
 
