@@ -132,16 +132,21 @@ def _with_numpy_path(fn):
 
 # ---------------------------------------------------------------------------- rows
 
-def _conv_variants(row, torch, naive):
+def _conv_arrays(row):
+    """A conv row's float32 x, w, b, conv_param and the plan FastConv runs for them."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(row["x"], dtype=np.float32)
     w = (rng.standard_normal(row["w"], dtype=np.float32) * 0.1).astype(np.float32)
     b = np.zeros(row["w"][0], np.float32)
     param = {"stride": row["stride"], "pad": row["pad"], "groups": row["groups"], "floor_mode": True}
-    out, _ = FastConv.forward(x, w, b, param)
-    dout = rng.standard_normal(out.shape, dtype=np.float32)
-    n, f, ho, wo = out.shape
-    macs = n * f * (row["x"][1] // row["groups"]) * row["w"][2] * row["w"][3] * ho * wo
+    return x, w, b, param, _kernels.plan_conv("FastConv", x, w, b, param)
+
+
+def _conv_variants(row, torch, naive):
+    x, w, b, param, plan = _conv_arrays(row)
+    dout = np.random.default_rng(1).standard_normal(plan.out_shape, dtype=np.float32)
+    n, f, ho, wo = plan.out_shape
+    macs = plan.macs
 
     def layer_variant(layer):
         return (lambda: None, lambda s: layer.forward(x, w, b, param)[1],
@@ -365,7 +370,8 @@ def run_benchmarks(rows, threads, reps, memory=True, on_gemm_rate=None, on_row=N
 
     Returns a dict: machine, threads, reps, gemm_gflops {threads: GFLOP/s}, rows (one entry
     per row and thread count: row, kind, dense, threads, flop_fwd, flop_total, ms {variant:
-    {fwd, bwd, total}}, and where they apply gflops, gemm_fraction, ratio_to_torch, peak_mb)
+    {fwd, bwd, total}}, and where they apply gflops, gemm_fraction, ratio_to_torch, peak_mb,
+    algorithm (the convolution plan's))
     and summary (see summarize)."""
     torch = _torch()
     results = {"machine": _machine(), "threads": threads, "reps": reps, "gemm_gflops": {}, "rows": []}
@@ -394,6 +400,8 @@ def run_benchmarks(rows, threads, reps, memory=True, on_gemm_rate=None, on_row=N
                 entry["gemm_fraction"] = entry["gflops"]["minidl"] / results["gemm_gflops"][str(t)]
             if "torch" in entry["ms"]:
                 entry["ratio_to_torch"] = tot / entry["ms"]["torch"]["total"]
+            if row["kind"] == "conv":  # the algorithm the timed minidl variant ran
+                entry["algorithm"] = _conv_arrays(row)[4].algorithm
             if row["kind"] == "step" and memory:
                 entry["peak_mb"] = {k: _peak_step_memory(k, t) for k in ("minidl", "torch")
                                     if k == "minidl" or torch is not None}

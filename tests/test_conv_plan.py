@@ -205,3 +205,23 @@ def test_a_forced_algorithm_that_cannot_run_is_an_error():
     with forced_conv_path("direct"):
         with pytest.raises(ValueError, match="algorithm 'direct_grouped' cannot run"):
             FastConv.forward(x, w, b, {"pad": 1})
+
+
+def test_a_conv_module_plans_once_per_input_shape_and_reads_sizes_from_the_plan(monkeypatch):
+    from minidl import nn
+
+    m = nn.Conv2d(2, 3, 3, padding=1, stride=2).astype(np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 2, 7, 7))
+    calls = []
+    real = convolution.plan_conv
+    monkeypatch.setattr(_kernels, "plan_conv", lambda *a, **k: calls.append(a) or real(*a, **k))
+    for _ in range(3):
+        out = m.forward(x)
+        m.backward(np.ones_like(out))
+    assert len(calls) == 1 and out.shape == (2, 3, 4, 4)
+    m.forward(x[:1])                       # another batch size: another plan
+    assert len(calls) == 2
+    assert m.output_shape((2, 7, 7)) == (3, 4, 4)
+    plan = real("Conv2d", x, m.params["weight"], m.params["bias"], m._conv_param())
+    row = [r for r in minidl.summary(m, (2, 7, 7)).rows if r.kind == "conv"][0]
+    assert row.flops == plan.macs_per_image

@@ -79,6 +79,12 @@ def settings_changed():
     _PLANS.clear()
 
 
+def settings_version():
+    """A number that changes whenever a setting a plan depends on changes (modules that
+    keep a plan compare it)."""
+    return _version
+
+
 def set_conv_algorithm(name):
     """Force a convolution algorithm family: 'gemm' (im2col + GEMM), 'winograd' (3x3 stride-1
     layers), 'direct' (grouped and depthwise kernels), or 'auto' (the default heuristic).

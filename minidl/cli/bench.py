@@ -68,15 +68,19 @@ def run(args):
 def _row_line(e):
     ms = "  ".join(f"{k} {m['total']:.2f}" for k, m in e["ms"].items())
     ratio = f"  ratio {e['ratio_to_torch']:.2f}" if "ratio_to_torch" in e else ""
-    return f"[{e['threads']}t] {e['row']}: {ms} ms{ratio}"
+    algo = f" [{e['algorithm']}]" if "algorithm" in e else ""
+    return f"[{e['threads']}t] {e['row']}{algo}: {ms} ms{ratio}"
 
 
 def markdown(results):
     """The results as a markdown table (one line per row and thread count)."""
     cols = ["minidl", "numpy", "naive", "torch"]
-    lines = ["| layer | thr | " + " | ".join(f"{c} fwd/bwd ms" for c in cols) +
+    # results recorded before convolution plans carry no algorithm: their table has no column
+    algo = any("algorithm" in e for e in results["rows"])
+    lines = ["| layer | thr | " + ("algorithm | " if algo else "") +
+             " | ".join(f"{c} fwd/bwd ms" for c in cols) +
              " | minidl GFLOP/s | torch GFLOP/s | minidl/torch | of GEMM rate | peak MB (minidl/torch) |",
-             "|---|---|" + "---|" * (len(cols) + 5)]
+             "|---|---|" + "---|" * (len(cols) + 5 + algo)]
     for e in results["rows"]:
         cells = []
         for c in cols:
@@ -92,7 +96,8 @@ def markdown(results):
         peak_s = (f"{peak.get('minidl') or float('nan'):.0f} / {peak.get('torch') or float('nan'):.0f}"
                   if peak else "-")
         lines.append(
-            f"| {e['row']} | {e['threads']} | " + " | ".join(cells) +
+            f"| {e['row']} | {e['threads']} | " + (f"{e.get('algorithm', '-')} | " if algo else "")
+            + " | ".join(cells) +
             (f" | {gf['minidl']:.1f}" if gf else " | -") +
             (f" | {gf['torch']:.1f}" if "torch" in gf else " | -") +
             (f" | **{e['ratio_to_torch']:.2f}**" if "ratio_to_torch" in e else " | -") +

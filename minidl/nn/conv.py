@@ -2,9 +2,13 @@
 
 Output shape for one sample (no batch axis): (C, H, W) -> (F, HO, WO) with
 HO = floor((H + 2 * padding - dilation * (kh - 1) - 1) / stride) + 1 (PyTorch's floor size:
-the module passes floor_mode=True to the layer).
+the module passes floor_mode=True to the layer). Sizes, multiply-adds and the algorithm come
+from the convolution plan (minidl._kernels.convolution), which the module keeps for the last
+input shape it saw.
 """
-from ..layers._checks import nonneg_int, pair, positive_int, window_output_size
+from .. import _kernels
+from .._kernels import convolution
+from ..layers._checks import pair, positive_int
 from ..layers.conv import FastConv
 from . import init as _init
 from .module import Module, _fmt_pair, _image_shape
@@ -47,9 +51,20 @@ class Conv2d(Module):
         return {"stride": self.stride, "pad": self.padding, "dilation": self.dilation,
                 "groups": self.groups, "floor_mode": True}
 
+    def _plan(self, x, w, b):
+        """The ConvPlan for this input, kept while shape, dtype and settings stay the same."""
+        key = (x.shape, x.dtype.char, convolution.settings_version())
+        held = self.__dict__.get("_plan_held")
+        if held is not None and held[0] == key:
+            return held[1]
+        plan = _kernels.plan_conv("Conv2d", x, w, b, self._conv_param())
+        self.__dict__["_plan_held"] = (key, plan)
+        return plan
+
     def _forward(self, x):
+        w = self._param("weight")
         b = self._param("bias") if self.has_bias else None
-        out, self._cache = FastConv.forward(x, self._param("weight"), b, self._conv_param())
+        out, self._cache = FastConv.run(self._plan(x, w, b), x, w, b)
         return out
 
     def _backward(self, dout):
@@ -59,22 +74,23 @@ class Conv2d(Module):
             self._accumulate("bias", db)
         return dx
 
-    def _out_shape(self, shape):
+    def _geometry(self, shape):
+        """The plan's validated sizes for one sample of shape (C, H, W), without data."""
         c, h, w = _image_shape(shape)
         if c != self.in_channels:
             raise ValueError(f"expects {self.in_channels} input channels, got {c}")
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (self.kernel_size, self.stride, self.padding,
-                                                  self.dilation)
-        ho = window_output_size("Conv2d", "height", h, kh, sh, ph, dh, floor_mode=True)
-        wo = window_output_size("Conv2d", "width", w, kw, sw, pw, dw, floor_mode=True)
-        return (self.out_channels, ho, wo)
+        return convolution.conv_geometry(
+            "Conv2d", (1, c, h, w), (self.out_channels, c // self.groups) + self.kernel_size,
+            self.has_bias, self.dtype, self.stride, self.padding, self.dilation, self.groups,
+            floor_mode=True)
+
+    def _out_shape(self, shape):
+        return self._geometry(shape).out_shape[1:]
 
     def _describe(self, in_shape, out_shape):
-        f, ho, wo = out_shape
-        kh, kw = self.kernel_size
-        macs = f * ho * wo * (self.in_channels // self.groups) * kh * kw
         return {"filters": self.out_channels, "kernel": _fmt_pair(self.kernel_size),
-                "stride": _fmt_pair(self.stride), "pad": _fmt_pair(self.padding), "flops": macs}
+                "stride": _fmt_pair(self.stride), "pad": _fmt_pair(self.padding),
+                "flops": self._geometry(in_shape).macs_per_image}
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={_fmt_pair(self.kernel_size)}"

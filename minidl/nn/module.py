@@ -192,6 +192,7 @@ class Module:
         # Pickling (Solver checkpoints) keeps parameters and buffers, not forward caches.
         state = dict(self.__dict__)
         state["_cache"] = None
+        state.pop("_plan_held", None)  # a convolution plan is remade on the next forward
         return state
 
     def __setstate__(self, state):
