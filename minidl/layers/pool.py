@@ -14,6 +14,15 @@ from ._checks import (check_array, check_dout, check_nchw, check_shape, nonneg_i
                       window_output_size)
 
 
+def check_pool_padding(layer, name, pad, kernel):
+    """pad (h, w) may be at most half the window kernel (h, w) on each axis, as in PyTorch
+    (more would make windows of padding alone); ValueError naming layer and name otherwise.
+    The pooling layers and nn.MaxPool2d / AvgPool2d (at construction) check here."""
+    if any(2 * p > k for p, k in zip(pad, kernel)):
+        raise ValueError(f"{layer}: {name} {tuple(pad)} must be at most half the pool size "
+                         f"{tuple(kernel)}, as in PyTorch")
+
+
 class PoolGeometry:
     """Validated sizes of one pooling window arrangement."""
 
@@ -32,9 +41,7 @@ class PoolGeometry:
                             pair(layer, "pool_width", pool_param["pool_width"])[0])
         self.sh, self.sw = pair(layer, "stride", pool_param.get("stride", self.KH))
         self.ph, self.pw = pair(layer, "pad", pool_param.get("pad", 0), nonneg_int)
-        if 2 * self.ph > self.KH or 2 * self.pw > self.KW:
-            raise ValueError(f"{layer}: pad ({self.ph}, {self.pw}) must be at most half the pool "
-                             f"size ({self.KH}, {self.KW}), as in PyTorch")
+        check_pool_padding(layer, "pad", (self.ph, self.pw), (self.KH, self.KW))
         floor_mode = bool(pool_param.get("floor_mode", False))
         self.N, self.C, self.H, self.W = x.shape
         self.HO = window_output_size(layer, "height", self.H, self.KH, self.sh, self.ph, 1, floor_mode)
