@@ -122,8 +122,8 @@ class _CourseworkModel:
         name = type(self).__name__
         _check_device(name, device)
         arrays, meta = load_npz(path, f"{name}.load")
-        if meta is None or "attrs" not in meta:
-            raise ValueError(f"{name}.load: {path} is not a minidl coursework model file")
+        if meta is None or "class" not in meta:
+            raise ValueError(f"{name}.load: {path} is not a minidl model file")
         if meta["class"] != name:
             raise ValueError(f"{name}.load: {path} holds a {meta['class']}, not a {name}")
         dtype = float_dtype(name, meta["dtype"] if dtype is None else dtype)
