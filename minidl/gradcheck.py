@@ -9,31 +9,20 @@ Course helpers, with the courses' signatures:
     eval_numerical_gradient(f, x, verbose=True, h=1e-5)         CS231n (f returns a scalar)
     eval_numerical_gradient_array(f, x, df, h=1e-5)             CS231n (f returns an array)
 
-Gradient checks, all on one engine (``check_arrays``) with one report (GradCheckReport):
+Gradient checks, all on one engine with one report (GradCheckReport):
 
-    check_layer(Conv, x, w, b, conv_param)   a layer class, element by element
-    check_pair(forward, backward, args)      any forward/backward pair, element by element
-    check_module(module, x)                  a module (minidl.nn.check_gradients), along
-                                             random directions
-    check_arrays(evaluate, arrays, analytic, dout, mode=...)     the engine itself
+    check_layer(Conv, x, w, b, conv_param)   a layer class (element-wise by default)
+    check_pair(forward, backward, args)      any forward/backward pair (element-wise)
+    check_module(module, x)                  a module, along random directions
+                                             (minidl.nn.check_gradients)
+    check_arrays(evaluate, arrays, analytic, dout, mode=...)    the engine, on callables
 
-A check compares analytic gradients of L = sum(dout * f(...)) with centered differences, for
-a random upstream gradient dout (an all-ones dout hides errors: batch norm's dx is then
-exactly zero). Two modes:
-
-- 'elementwise' (the courses'): every element of every gradient, two evaluations each; the
-  report names the worst element of each gradient and both values there.
-- 'directional' (Chainer's check_backward): for a random direction v, the derivative of L
-  along v, (L(A + h v) - L(A - h v)) / 2h, against sum(dL/dA * v): every element of dL/dA
-  at the cost of two evaluations, fast enough for whole networks; plus a few single
-  elements, so that a failure can name an index.
-
-Both compare |numeric - analytic| with the same two bounds: ``threshold`` times the scale
-(rel_error's denominator), and the noise floor of the centered difference (``noise_floor``):
-NOISE_FACTOR * eps(dtype) * max(sum|dout * out|, 1) / h, the rounding error that the
-difference of two evaluations of L carries, divided by the step. A gradient that is zero in
-exact arithmetic (a conv bias before batch norm) is all noise: it passes on the floor and is
-marked ``ok*``.
+Each compares the analytic gradients of L = sum(dout * out), for a random upstream gradient
+dout (upstream_gradient), with centered differences, 'elementwise' (the courses': every
+element) or 'directional' (Chainer's check_backward: the derivative along random directions
+checks every element in two evaluations, plus a few single elements to name an index). A
+value passes within ``threshold`` relative to its array's scale (rel_error) or within the
+noise floor of the centered difference (noise_floor); see docs/decisions.md.
 """
 import copy
 import inspect
@@ -216,20 +205,15 @@ def _within(diff, scale, threshold, atol):
 
 
 class GradResult:
-    """The check of one gradient (one array, or 'all parameters' together).
+    """The check of one gradient (one array, or several together as 'all parameters').
 
-    Attributes: name (the argument, e.g. 'w'), shape, rel_error (EECS 498 rel_error of the
-    whole gradient in element-wise mode; the largest probe's in directional mode), index
-    (the worst element, or None for a random direction), worst (index or probe, as the
-    report prints it), numeric and analytic (the two values there), n_bad and n_checked
-    (elements or probes that fail / were compared), threshold, atol (the noise floor),
-    passed, problem (a message when the gradient could not be compared at all, e.g.
-    backward returned the wrong shape), the arrays numeric_grad (element-wise mode) and
-    analytic_grad, and probes (directional mode: the Probe list).
-
-    A value fails when |numeric - analytic| exceeds both threshold * scale (scale: the
-    largest |numeric| + |analytic| of the array, or of the probe) and atol. The worst one is
-    the one that exceeds its bound by most.
+    name, shape, threshold, atol (the noise floor at h); rel_error (element-wise: EECS 498's
+    rel_error of the whole gradient; directional: the largest probe's); worst, the element
+    index or probe that exceeds its bound most, with index (None for a random direction),
+    numeric and analytic (the two values there); n_bad of n_checked elements or probes
+    fail (_within); passed; problem (why the gradient could not be compared, e.g. backward
+    returned the wrong shape); numeric_grad (element-wise) and analytic_grad arrays; probes
+    (directional: the Probe list).
     """
 
     def __init__(self, name, shape, threshold, numeric_grad, analytic_grad, problem=None,

@@ -179,23 +179,29 @@ def test_checker_reports_gradients_of_the_wrong_shape_or_number():
         check_layer(TooFew, x, w, b)
 
 
+class BiasThenBatchNorm:
+    """x + b, then batch norm: the gradient of b is zero in exact arithmetic."""
+
+    @staticmethod
+    def forward(x, b, gamma, beta, bn_param):
+        return BatchNorm.forward(x + b, gamma, beta, bn_param)
+
+    @staticmethod
+    def backward(dout, cache):
+        dx, dgamma, dbeta = BatchNorm.backward(dout, cache)
+        return dx, dx.sum(axis=0), dgamma, dbeta
+
+
+def _bias_then_batchnorm_args():
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((5, 3)), rng.standard_normal(3), rng.standard_normal(3),
+            rng.standard_normal(3), {"mode": "train"})
+
+
 def test_zero_gradients_pass_at_the_noise_floor():
     """A bias before batch norm has an exactly zero gradient: both sides are rounding noise,
     so rel_error is meaningless there and the checker must not fail it."""
-    class BiasThenBatchNorm:
-        @staticmethod
-        def forward(x, b, gamma, beta, bn_param):
-            return BatchNorm.forward(x + b, gamma, beta, bn_param)
-
-        @staticmethod
-        def backward(dout, cache):
-            dx, dgamma, dbeta = BatchNorm.backward(dout, cache)
-            return dx, dx.sum(axis=0), dgamma, dbeta
-
-    rng = np.random.default_rng(0)
-    args = (rng.standard_normal((5, 3)), rng.standard_normal(3), rng.standard_normal(3),
-            rng.standard_normal(3), {"mode": "train"})
-    report = check_layer(BiasThenBatchNorm, *args)
+    report = check_layer(BiasThenBatchNorm, *_bias_then_batchnorm_args())
     report.assert_passed()
     assert report["b"].at_noise_floor and not report["x"].at_noise_floor
     assert "noise floor" in str(report)
@@ -285,21 +291,7 @@ def test_elementwise_mode_checks_a_module_element_by_element():
 
 
 def test_zero_gradients_pass_at_the_noise_floor_in_directional_mode_too():
-    rng = np.random.default_rng(0)
-    net_args = (rng.standard_normal((5, 3)), rng.standard_normal(3), rng.standard_normal(3),
-                rng.standard_normal(3), {"mode": "train"})
-
-    class BiasThenBatchNorm:
-        @staticmethod
-        def forward(x, b, gamma, beta, bn_param):
-            return BatchNorm.forward(x + b, gamma, beta, bn_param)
-
-        @staticmethod
-        def backward(dout, cache):
-            dx, dgamma, dbeta = BatchNorm.backward(dout, cache)
-            return dx, dx.sum(axis=0), dgamma, dbeta
-
-    report = check_layer(BiasThenBatchNorm, *net_args, mode="directional")
+    report = check_layer(BiasThenBatchNorm, *_bias_then_batchnorm_args(), mode="directional")
     report.assert_passed()
     assert report["b"].at_noise_floor and not report["x"].at_noise_floor
 
