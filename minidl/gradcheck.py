@@ -326,10 +326,10 @@ class GradCheckReport:
         for r in self.results:
             status = ("ok*" if r.at_noise_floor else "ok") if r.passed else "FAIL"
             if r.problem is not None:
-                rows.append([f"d{r.name}", str(r.shape), "-", f"{r.threshold:.0e}", status,
+                rows.append([_label(r), str(r.shape), "-", f"{r.threshold:.0e}", status,
                              r.problem, "", "", ""])
                 continue
-            rows.append([f"d{r.name}", str(r.shape), f"{r.rel_error:.2e}", f"{r.threshold:.0e}",
+            rows.append([_label(r), str(r.shape), f"{r.rel_error:.2e}", f"{r.threshold:.0e}",
                          status, str(r.worst), _num(r.numeric), _num(r.analytic),
                          f"{r.n_bad}/{r.n_checked}"])
         widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c)
@@ -340,7 +340,7 @@ class GradCheckReport:
         for r in self.failed:
             for p in r.probes or ():
                 if not p.passed:
-                    lines.append(f"  d{r.name} {p.what}: numeric {p.numeric: .10e}, analytic "
+                    lines.append(f"  {_label(r)} {p.what}: numeric {p.numeric: .10e}, analytic "
                                  f"{p.analytic: .10e}, rel error {p.rel_error:.2e} (step "
                                  f"{p.step:g}, noise floor {p.atol:.1e})")
         noise = [r for r in self.results if r.at_noise_floor]
@@ -355,6 +355,11 @@ class GradCheckReport:
 
 def _num(v):
     return "-" if v is None else f"{v: .8e}"
+
+
+def _label(result):
+    """'dw' for an argument's gradient; a joint check ('all parameters') as it is named."""
+    return result.name if " " in result.name else f"d{result.name}"
 
 
 # --------------------------------------------------------------------------- the engine
