@@ -421,6 +421,10 @@ def check_arrays(evaluate, arrays, analytic, dout, *, mode="elementwise", wrt=No
     def limit(name):
         return threshold.get(name, 1e-7) if isinstance(threshold, dict) else threshold
 
+    unknown = [n for n in (wrt or ()) if n not in analytic]
+    if unknown:
+        raise ValueError(f"{title}: wrt names {unknown} are not among the checked arrays "
+                         f"{list(analytic)}")
     checked = list(analytic) if wrt is None else [n for n in analytic if n in set(wrt)]
     # (name, point, analytic gradient, the function of that point alone, single elements)
     jobs = [(n, arrays[n], analytic[n], lambda a, n=n: _flat(evaluate({n: a})), elements)

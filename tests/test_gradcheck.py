@@ -308,6 +308,8 @@ def test_check_module_restores_parameters_and_running_statistics():
     assert all(not g.any() for g in net.grads.values())
     with pytest.raises(TypeError, match="check_gradients: module must be a minidl.nn.Module"):
         nn.check_gradients(Linear, np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"wrt names \['0.wieght'\] are not among"):
+        check_module(net, np.zeros((6, 4)), wrt=["input", "0.wieght"])
 
 
 def test_the_upstream_gradient_has_a_stream_of_its_own():
