@@ -1,7 +1,15 @@
-"""Atomic file writes: every checkpoint, state file and plot minidl writes goes through here."""
+"""Files: atomic writes (every checkpoint, state file and plot minidl writes goes through
+atomic_open) and the one .npz layout of model files (save_npz / load_npz)."""
 import contextlib
+import json
 import os
 import tempfile
+import zipfile
+
+import numpy as np
+
+NPZ_META_KEY = "__minidl_meta__"
+NPZ_FORMAT = "minidl.npz/1"
 
 
 @contextlib.contextmanager
@@ -29,3 +37,41 @@ def atomic_open(path, mode="wb"):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def save_npz(path, arrays, meta):
+    """Write arrays (dict name -> ndarray) and meta (a JSON-serialisable dict, stored as JSON
+    text under NPZ_META_KEY with ``format`` set to NPZ_FORMAT) to one .npz file at path,
+    atomically. Nothing is pickled: load_npz reads it with allow_pickle=False. Returns path.
+    """
+    if NPZ_META_KEY in arrays:
+        raise ValueError(f"save_npz: {NPZ_META_KEY!r} is reserved for the metadata")
+    payload = {k: np.asarray(v) for k, v in arrays.items()}
+    for name, a in payload.items():
+        if a.dtype.hasobject:  # np.savez would pickle it
+            raise TypeError(f"save_npz: array {name!r} holds Python objects ({a.dtype}); only "
+                            "numeric arrays are saved")
+    payload[NPZ_META_KEY] = np.array(json.dumps({**meta, "format": NPZ_FORMAT}))
+    with atomic_open(path) as f:  # a failed write never replaces a good file
+        np.savez(f, **payload)
+    return path
+
+
+def load_npz(path, owner, error=ValueError):
+    """Read a .npz file without unpickling: returns (arrays, meta), arrays a dict name ->
+    ndarray and meta the dict save_npz stored (None for a plain np.savez file).
+
+    owner names the caller in the error (of class ``error``) raised for a file that is not
+    a readable .npz or whose metadata is not JSON; FileNotFoundError passes unchanged.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files if k != NPZ_META_KEY}
+            text = str(f[NPZ_META_KEY]) if NPZ_META_KEY in f.files else None
+        meta = json.loads(text) if text is not None else None
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise error(f"{owner}: cannot read {os.fspath(path)!r} as a minidl .npz file ({e})") \
+            from None
+    return arrays, meta

@@ -1,6 +1,7 @@
-"""Classification losses: softmax (cross-entropy) and multiclass SVM (hinge), averaged over N.
+"""Classification losses: softmax (cross-entropy) and multiclass SVM (hinge), averaged over N,
+and the L2 regularisation term the models add to them.
 
-Both take scores x (N, C) and integer labels y (N,) with 0 <= y[i] < C, and return
+Both losses take scores x (N, C) and integer labels y (N,) with 0 <= y[i] < C, and return
 (loss, dx): loss a scalar of x's dtype, dx (N, C) of x's dtype.
 """
 import numpy as np
@@ -64,3 +65,20 @@ def svm_loss(x, y):
     dx[rows, y] -= dx.sum(axis=1)
     dx /= N
     return x.dtype.type(loss), dx
+
+
+def add_l2_regularization(loss, grads, weights, factor):
+    """L2 regularisation: loss + factor * sum over W of sum(W ** 2), with the gradient
+    2 * factor * W added to grads[name] for every weight (a new array in the dict).
+
+    weights: dict name -> array, the regularised weights (never biases, gamma, beta);
+    grads: dict name -> gradient, holding every name of weights; factor: reg for EECS 498's
+    reg * sum(W^2) (minidl.models, nn.ClassifierModel), 0.5 * reg for CS231n's
+    0.5 * reg * sum(W^2). Returns the new loss (loss itself when factor is 0).
+    """
+    if factor == 0:
+        return loss
+    for name, w in weights.items():
+        loss = loss + factor * np.sum(w * w)
+        grads[name] = grads[name] + (2.0 * factor) * w
+    return loss

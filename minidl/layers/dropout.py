@@ -10,19 +10,29 @@ _MODES = ("train", "test")
 DROPOUT_PARAM_KEYS = ("p", "mode", "seed")
 
 
+def dropout_probability(layer, name, p, keep=False, hint=""):
+    """p as a float: a probability of dropping a unit, in [0, 1) (EECS 498, PyTorch), or
+    with keep=True of keeping one, in (0, 1] (CS231n). Otherwise a ValueError naming layer
+    and name (which says which probability it is; hint: more words). Dropout, nn.Dropout
+    (at construction) and the CS231n names check here."""
+    number = not isinstance(p, (bool, np.bool_)) and isinstance(p, (int, float, np.integer,
+                                                                    np.floating))
+    if not number or not (0 < p <= 1 if keep else 0 <= p < 1):
+        raise ValueError(f"{layer}: {name} must be in {'(0, 1]' if keep else '[0, 1)'}, "
+                         f"got {p!r}{hint}")
+    return float(p)
+
+
 def _dropout_settings(dropout_param):
     check_param_keys("Dropout", "dropout_param", dropout_param, DROPOUT_PARAM_KEYS)
     if "p" not in dropout_param:
         raise ValueError("Dropout: dropout_param needs 'p' (the probability of dropping a unit)")
-    p = dropout_param["p"]
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)) \
-            or not 0 <= p < 1:
-        raise ValueError(f"Dropout: dropout_param['p'] is the probability of dropping and must "
-                         f"be in [0, 1), got {p!r}")
+    p = dropout_probability("Dropout", "dropout_param['p'] (the probability of dropping a unit)",
+                            dropout_param["p"])
     mode = dropout_param.get("mode")
     if mode not in _MODES:
         raise ValueError(f"Dropout: dropout_param['mode'] must be 'train' or 'test', got {mode!r}")
-    return float(p), mode, dropout_param.get("seed")
+    return p, mode, dropout_param.get("seed")
 
 
 class Dropout:

@@ -52,15 +52,14 @@ def _standardize_backward(dxhat, xhat, istd, axes):
     return istd * (dxhat - m1 - xhat * m2)
 
 
-def _float_param(layer, params_name, params, key, default, low, high, low_open=False):
-    value = params.get(key, default)
+def _number_in(layer, name, value, low, high, low_open=False):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
                                                                       np.floating)):
-        raise ValueError(f"{layer}: {params_name}['{key}'] must be a number, got {value!r}")
+        raise ValueError(f"{layer}: {name} must be a number, got {value!r}")
     value = float(value)  # a Python float keeps float32 arithmetic in float32
     if not (low < value if low_open else low <= value) or value > high:
         interval = ("(" if low_open else "[") + f"{low}, {high}]"
-        raise ValueError(f"{layer}: {params_name}['{key}'] must be in {interval}, got {value!r}")
+        raise ValueError(f"{layer}: {name} must be in {interval}, got {value!r}")
     return value
 
 
@@ -70,6 +69,19 @@ def _float_param(layer, params_name, params, key, default, low, high, low_open=F
 BN_PARAM_KEYS = ("mode", "eps", "momentum", "running_mean", "running_var",
                  "unbiased_running_var")
 LN_PARAM_KEYS = ("eps", "mode")
+
+
+def check_eps(layer, name, eps):
+    """A normalisation's eps (added to the variance) as a float > 0, else ValueError naming
+    layer and name. The normalisation layers and nn.BatchNorm1d/2d (at construction) check
+    here."""
+    return _number_in(layer, name, eps, 0.0, np.inf, low_open=True)
+
+
+def check_momentum(layer, name, momentum):
+    """A running-average momentum as a float in [0, 1] (either convention: the course's
+    weighs the old value, PyTorch's the new batch), else ValueError naming layer and name."""
+    return _number_in(layer, name, momentum, 0.0, 1.0)
 
 
 def _check_param_dict(layer, name, params, allowed):
@@ -137,8 +149,9 @@ class BatchNorm:
         if mode not in ("train", "test"):
             raise ValueError(f"{layer}: {params_name}['mode'] must be 'train' or 'test', "
                              f"got {mode!r}")
-        eps = _float_param(layer, params_name, bn_param, "eps", 1e-5, 0.0, np.inf, low_open=True)
-        momentum = _float_param(layer, params_name, bn_param, "momentum", 0.9, 0.0, 1.0)
+        eps = check_eps(layer, f"{params_name}['eps']", bn_param.get("eps", 1e-5))
+        momentum = check_momentum(layer, f"{params_name}['momentum']",
+                                  bn_param.get("momentum", 0.9))
         running = {}
         for key in ("running_mean", "running_var"):
             r = bn_param.get(key)
@@ -262,8 +275,7 @@ class LayerNorm:
         check_array("LayerNorm", "x", x, ndim=2)
         _check_affine("LayerNorm", x, gamma, beta, x.shape[1], [(x.shape[1],)])
         ln_param = _check_param_dict("LayerNorm", "ln_param", ln_param, LN_PARAM_KEYS)
-        eps = _float_param("LayerNorm", "ln_param", ln_param, "eps", 1e-5, 0.0, np.inf,
-                           low_open=True)
+        eps = check_eps("LayerNorm", "ln_param['eps']", ln_param.get("eps", 1e-5))
         xhat, _, _, istd = _standardize(x, (1,), eps)
         out = xhat * gamma + beta
         return out, LayerCache("LayerNorm", x.shape, x.dtype, xhat, istd, gamma)
@@ -299,7 +311,7 @@ class SpatialGroupNorm:
         if C % G:
             raise ValueError(f"{layer}: G={G} groups must divide the {C} channels of x {x.shape}")
         gn_param = _check_param_dict(layer, "gn_param", gn_param, LN_PARAM_KEYS)
-        eps = _float_param(layer, "gn_param", gn_param, "eps", 1e-5, 0.0, np.inf, low_open=True)
+        eps = check_eps(layer, "gn_param['eps']", gn_param.get("eps", 1e-5))
         axes = (2, 3, 4)
         xhat_g, _, _, istd = _standardize(x.reshape(N, G, C // G, H, W), axes, eps)
         xhat = xhat_g.reshape(x.shape)

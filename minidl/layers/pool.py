@@ -18,6 +18,15 @@ from ._checks import (LayerCache, check_array, check_dout, check_nchw, check_par
 POOL_PARAM_KEYS = ("pool_height", "pool_width", "stride", "pad", "floor_mode")
 
 
+def check_pool_padding(layer, name, pad, kernel):
+    """pad (h, w) may be at most half the window kernel (h, w) on each axis, as in PyTorch
+    (more would make windows of padding alone); ValueError naming layer and name otherwise.
+    The pooling layers and nn.MaxPool2d / AvgPool2d (at construction) check here."""
+    if any(2 * p > k for p, k in zip(pad, kernel)):
+        raise ValueError(f"{layer}: {name} {tuple(pad)} must be at most half the pool size "
+                         f"{tuple(kernel)}, as in PyTorch")
+
+
 class PoolGeometry:
     """Validated sizes of one pooling window arrangement, from shapes and pool_param: built by
     forward and carried in the cache, so backward checks only dout."""
@@ -38,9 +47,7 @@ class PoolGeometry:
         self.KW = positive_int(layer, "pool_width", pool_param["pool_width"])
         self.sh, self.sw = pair(layer, "stride", pool_param.get("stride", self.KH))
         self.ph, self.pw = pair(layer, "pad", pool_param.get("pad", 0), low=0)
-        if 2 * self.ph > self.KH or 2 * self.pw > self.KW:
-            raise ValueError(f"{layer}: pad ({self.ph}, {self.pw}) must be at most half the pool "
-                             f"size ({self.KH}, {self.KW}), as in PyTorch")
+        check_pool_padding(layer, "pad", (self.ph, self.pw), (self.KH, self.KW))
         floor_mode = pool_param.get("floor_mode", False)
         if not isinstance(floor_mode, (bool, np.bool_)):
             raise ValueError(f"{layer}: pool_param['floor_mode'] must be True or False, got "

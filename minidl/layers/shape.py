@@ -33,6 +33,25 @@ class Flatten:
         return dout.reshape(shape)
 
 
+def channel_slice_bounds(layer, start, stop, channels=None, where=""):
+    """(start, stop) as ints with 0 <= start < stop, and stop <= channels when channels is
+    given; ValueError naming layer (and ``where``, e.g. the input's shape) otherwise.
+    ChannelSlice and nn.ChannelSlice (at construction, then in shape inference) check here."""
+    start = nonneg_int(layer, "start", start)
+    stop = positive_int(layer, "stop", stop)
+    if start >= stop:
+        raise ValueError(f"{layer}: start {start} must be below stop {stop}")
+    if channels is not None and stop > channels:
+        raise ValueError(f"{layer}: stop {stop} must be at most the number of channels, "
+                         f"{channels}{where} (slice {start}:{stop})")
+    return start, stop
+
+
+def subsampled_size(size, stride):
+    """Rows (or columns) that x[::stride] keeps of size: ceil(size / stride)."""
+    return -(-size // stride)
+
+
 class ChannelSlice:
     """out = x[:, start:stop] (N, stop - start, H, W), a copy."""
 
@@ -40,11 +59,8 @@ class ChannelSlice:
     def forward(x, start, stop):
         """x (N, C, H, W), 0 <= start < stop <= C -> out (N, stop - start, H, W), cache."""
         check_nchw("ChannelSlice", "x", x)
-        start = nonneg_int("ChannelSlice", "start", start)
-        stop = positive_int("ChannelSlice", "stop", stop)
-        if not start < stop <= x.shape[1]:
-            raise ValueError(f"ChannelSlice: need 0 <= start < stop <= channels, got start "
-                             f"{start}, stop {stop} for x {x.shape}")
+        start, stop = channel_slice_bounds("ChannelSlice", start, stop, x.shape[1],
+                                           f" (x {x.shape})")
         return np.ascontiguousarray(x[:, start:stop]), LayerCache("ChannelSlice", x.shape, x.dtype, start,
                                                             stop)
 
@@ -126,7 +142,8 @@ class Subsample:
         """dout -> dx (N, C, H, W), zero at the rows and columns that were dropped."""
         shape, dtype, sh, sw = open_cache("Subsample", cache)
         n, c, h, w = shape
-        check_dout("Subsample", dout, (n, c, -(-h // sh), -(-w // sw)), dtype)
+        check_dout("Subsample", dout, (n, c, subsampled_size(h, sh), subsampled_size(w, sw)),
+                   dtype)
         dx = np.zeros(shape, dtype=dtype)
         dx[:, :, ::sh, ::sw] = dout
         return dx

@@ -17,31 +17,20 @@ gradient checks); ``seed`` (every model) makes the weight initialisation reprodu
 (without it the weights come from NumPy's global generator, so np.random.seed works);
 ``device`` is accepted and must be 'cpu'; save/load use a NumPy .npz file.
 """
-import json
-
 import numpy as np
 
-from .._config import get_default_dtype
-from .._io import atomic_open
+from .._config import float_dtype
+from .._io import load_npz, save_npz
 from ..layers.dropout import Dropout
 from ..layers.linear import Linear, Linear_ReLU, ReLU
 from ..layers.norm import BatchNorm, LayerNorm
 from ..layers.sandwich import (Conv_BatchNorm_ReLU, Conv_BatchNorm_ReLU_Pool, Conv_ReLU,
                                Conv_ReLU_Pool)
-from ..losses import softmax_loss
+from ..losses import add_l2_regularization, softmax_loss
+from ..nn.init import kaiming_normal_values
 
 __all__ = ["TwoLayerNet", "FullyConnectedNet", "ThreeLayerConvNet", "DeepConvNet",
            "kaiming_initializer"]
-
-
-def _float_dtype(owner, dtype):
-    """np.float32 or np.float64 from a dtype-like (None: the minidl default)."""
-    if dtype is None:
-        return get_default_dtype()
-    dt = np.dtype(dtype).type
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"{owner}: dtype must be float32 or float64, got {np.dtype(dtype)}")
-    return dt
 
 
 def _check_device(owner, device):
@@ -69,14 +58,13 @@ def kaiming_initializer(Din, Dout, K=None, relu=True, device="cpu", dtype=None, 
     shape (Din, Dout) for a linear layer, (Dout, Din, K, K) for a convolution.
     """
     _check_device("kaiming_initializer", device)
-    dtype = _float_dtype("kaiming_initializer", dtype)
-    gain = 2.0 if relu else 1.0
+    dtype = float_dtype("kaiming_initializer", dtype)
     if K is None:
         shape, fan_in = (Din, Dout), Din
     else:
         shape, fan_in = (Dout, Din, K, K), Din * K * K
-    rng = np.random if rng is None else rng
-    return (rng.standard_normal(shape) * np.sqrt(gain / fan_in)).astype(dtype)
+    return kaiming_normal_values(np.random if rng is None else rng, shape, dtype, fan_in,
+                                 gain=2.0 if relu else 1.0)
 
 
 class _CourseworkModel:
@@ -93,7 +81,7 @@ class _CourseworkModel:
         name = type(self).__name__
         _check_device(name, device)
         self.reg = reg
-        self.dtype = _float_dtype(name, dtype)
+        self.dtype = float_dtype(name, dtype)
         self.params = {}
         return _random_source(seed)
 
@@ -109,56 +97,43 @@ class _CourseworkModel:
 
     def _add_l2(self, loss, grads, weight_names):
         """Add reg_scale * reg * sum(W^2) to loss and its gradient to grads[W]."""
-        scale = self.reg_scale * self.reg
-        if scale == 0:
-            return loss
-        for k in weight_names:
-            W = self.params[k]
-            loss = loss + scale * np.sum(W * W)
-            grads[k] = grads[k] + (2.0 * scale) * W
-        return self.dtype(loss)
+        weights = {k: self.params[k] for k in weight_names}
+        return self.dtype(add_l2_regularization(loss, grads, weights, self.reg_scale * self.reg))
 
     # -- save / load -------------------------------------------------------------------
+    # minidl's one model-file layout (minidl._io.save_npz): params by name, running statistics
+    # as 'bn_params.<i>.<key>', everything else in the JSON metadata.
     def save(self, path):
         """Write the parameters, running statistics and settings to a .npz file at path."""
-        arrays = {"param/" + k: v for k, v in self.params.items()}
+        arrays = dict(self.params)
         bn_meta = []
         for i, bn in enumerate(getattr(self, "bn_params", [])):
-            plain = {}
-            for k, v in bn.items():
-                if isinstance(v, np.ndarray):
-                    arrays[f"bn/{i}/{k}"] = v
-                else:
-                    plain[k] = v
-            bn_meta.append(plain)
-        meta = {"class": type(self).__name__, "dtype": np.dtype(self.dtype).name,
-                "attrs": {a: getattr(self, a) for a in self._saved_attrs},
-                "bn_params": bn_meta}
-        arrays["meta"] = np.array(json.dumps(meta))
-        with atomic_open(path) as f:  # a failed write never replaces a good file
-            np.savez(f, **arrays)
+            arrays.update((f"bn_params.{i}.{k}", v) for k, v in bn.items()
+                          if isinstance(v, np.ndarray))
+            bn_meta.append({k: v for k, v in bn.items() if not isinstance(v, np.ndarray)})
+        save_npz(path, arrays, {"class": type(self).__name__,
+                                "dtype": np.dtype(self.dtype).name,
+                                "attrs": {a: getattr(self, a) for a in self._saved_attrs},
+                                "bn_params": bn_meta})
         print("Saved in {}".format(path))
 
     def load(self, path, dtype=None, device="cpu"):
         """Read a file written by save(); dtype None keeps the dtype it was saved in."""
         name = type(self).__name__
         _check_device(name, device)
-        with np.load(path, allow_pickle=False) as f:
-            if "meta" not in f.files:
-                raise ValueError(f"{name}.load: {path} is not a minidl coursework model file")
-            meta = json.loads(str(f["meta"]))
-            arrays = {k: f[k] for k in f.files if k != "meta"}
+        arrays, meta = load_npz(path, f"{name}.load")
+        if meta is None or "class" not in meta:
+            raise ValueError(f"{name}.load: {path} is not a minidl model file")
         if meta["class"] != name:
             raise ValueError(f"{name}.load: {path} holds a {meta['class']}, not a {name}")
-        dtype = _float_dtype(name, meta["dtype"] if dtype is None else dtype)
+        dtype = float_dtype(name, meta["dtype"] if dtype is None else dtype)
         params, bn_params = {}, [dict(b) for b in meta["bn_params"]]
         for key, value in arrays.items():
-            kind, _, rest = key.partition("/")
-            if kind == "param":
-                params[rest] = value.astype(dtype)
-            else:
-                i, _, k = rest.partition("/")
+            if key.startswith("bn_params."):
+                _, i, k = key.split(".", 2)
                 bn_params[int(i)][k] = value.astype(dtype)
+            else:
+                params[key] = value.astype(dtype)
         self.dtype = dtype
         self.params = params
         for a, v in meta["attrs"].items():

@@ -4,6 +4,7 @@ import numpy as np
 from ..layers._checks import positive_int
 from ..layers.norm import BatchNorm as _BatchNormLayer
 from ..layers.norm import SpatialBatchNorm as _SpatialBatchNormLayer
+from ..layers.norm import check_eps, check_momentum
 from . import init as _init
 from .module import Module
 
@@ -26,12 +27,9 @@ class _BatchNorm(Module):
         super().__init__()
         name = type(self).__name__
         self.num_features = positive_int(name, "num_features", num_features)
-        if not isinstance(eps, (int, float)) or eps <= 0:
-            raise ValueError(f"{name}: eps must be a positive number, got {eps!r}")
-        if not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
-            raise ValueError(f"{name}: momentum (PyTorch's: the weight of the new batch) must be "
-                             f"in [0, 1], got {momentum!r}")
-        self.eps, self.momentum = float(eps), float(momentum)
+        self.eps = check_eps(name, "eps", eps)
+        self.momentum = check_momentum(name, "momentum (PyTorch's: the weight of the new batch)",
+                                       momentum)
         self._declare_param("weight", (self.num_features,), _init.ones)
         self._declare_param("bias", (self.num_features,), _init.zeros)
         self._declare_buffer("running_mean", np.zeros(self.num_features))

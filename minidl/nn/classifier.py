@@ -12,7 +12,7 @@ updates the module) and ``model.loss(X, y=None)`` returns scores (N, C) in eval 
 """
 import numpy as np
 
-from ..losses import softmax_loss
+from ..losses import add_l2_regularization, softmax_loss
 from .module import Module
 
 
@@ -74,12 +74,9 @@ class ClassifierModel:
             douts.append(self.aux_weight * d_aux)
         self.module.backward(tuple(douts) if isinstance(out, tuple) else d_main)
         grads = dict(self.module.grads)
-        if self.reg:
-            params = self.module.params
-            for name in self._reg_names:
-                w = params[name]
-                loss = loss + self.reg * np.sum(w * w)
-                grads[name] = grads[name] + (2.0 * self.reg) * w
+        params = self.module.params
+        loss = add_l2_regularization(loss, grads, {n: params[n] for n in self._reg_names},
+                                     self.reg)
         return self.module.dtype(loss), grads
 
     def __repr__(self):

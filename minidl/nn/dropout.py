@@ -1,5 +1,6 @@
 """Dropout: PyTorch's module (p drops) over minidl.layers.Dropout."""
 from ..layers.dropout import Dropout as _DropoutLayer
+from ..layers.dropout import dropout_probability
 from .module import Module
 
 __all__ = ["Dropout"]
@@ -12,10 +13,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ValueError(f"Dropout: p is the probability of dropping and must be in [0, 1), "
-                             f"got {p!r}")
-        self.p = float(p)
+        self.p = dropout_probability("Dropout", "p (the probability of dropping a unit)", p)
 
     def _forward(self, x):
         param = {"p": self.p, "mode": "train" if self.training else "test"}

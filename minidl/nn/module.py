@@ -29,19 +29,15 @@ Parameters are declared with a shape and an initialiser and drawn only when firs
 (see ``minidl.nn.init``): counting parameters and shape inference never allocate them.
 A module instance may appear only once in a model: it keeps the cache of its last forward.
 """
-import json
-import zipfile
 from collections import OrderedDict
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from .._config import get_default_dtype
-from .._io import atomic_open
+from .._config import float_dtype, get_default_dtype
+from .._io import load_npz, save_npz
 from . import init as _init
-
-_META_KEY = "__minidl_meta__"
 
 
 class ShapeError(ValueError):
@@ -50,13 +46,6 @@ class ShapeError(ValueError):
 
 class StateDictError(ValueError):
     """A state (dict or .npz file) that does not match the model; nothing was loaded."""
-
-
-def _float_dtype(owner, dtype):
-    dt = np.dtype(dtype).type
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"{owner}: dtype must be float32 or float64, got {np.dtype(dtype)}")
-    return dt
 
 
 def _as_shape(owner, shape):
@@ -301,7 +290,7 @@ class Module:
 
     def astype(self, dtype):
         """Convert parameters, gradients and buffers to float32 or float64; returns self."""
-        dt = _float_dtype(type(self).__name__, dtype)
+        dt = float_dtype(type(self).__name__, dtype)
         for m in self.modules():
             m.__dict__["dtype"] = dt
             for table in (m._params, m._buffers):
@@ -458,27 +447,16 @@ class Module:
                 m._buffers[key] = value
 
     def save(self, path):
-        """Write state_dict() to a .npz file at path, atomically (temporary file + rename)."""
-        arrays = dict(self.state_dict())
-        meta = {"format": "minidl.nn.state/1", "class": type(self).__name__,
-                "dtype": np.dtype(self.dtype).name}
-        arrays[_META_KEY] = np.array(json.dumps(meta))
-        with atomic_open(path) as f:
-            np.savez(f, **arrays)
-        return path
+        """Write state_dict() to a .npz file at path (minidl's one model-file layout,
+        minidl._io.save_npz: arrays by name plus JSON metadata), atomically; returns path."""
+        return save_npz(path, self.state_dict(), {"class": type(self).__name__,
+                                                  "dtype": np.dtype(self.dtype).name})
 
     def load(self, path, strict=True):
-        """Read a file written by save() into this model (all or nothing, see
-        load_state_dict); returns self."""
+        """Read a file written by save() (or a plain .npz of a state dict) into this model,
+        all or nothing (see load_state_dict); returns self."""
         owner = f"{type(self).__name__}.load"
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                state = {k: f[k] for k in f.files if k != _META_KEY}
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-            raise StateDictError(f"{owner}: cannot read {path!r} as a .npz state file ({e})") \
-                from None
+        state, _ = load_npz(path, owner, StateDictError)
         self.load_state_dict(state, strict=strict)
         return self
 

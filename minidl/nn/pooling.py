@@ -11,7 +11,7 @@ from ..layers.pool import AdaptiveAvgPool as _AdaptiveAvgPoolLayer
 from ..layers.pool import AvgPool as _AvgPoolLayer
 from ..layers.pool import FastMaxPool as _MaxPoolLayer
 from ..layers.pool import GlobalAvgPool as _GlobalAvgPoolLayer
-from ..layers.pool import adaptive_bins
+from ..layers.pool import adaptive_bins, check_pool_padding
 from ..layers.shape import Pad as _PadLayer
 from .module import Module, _fmt_pair, _image_shape
 
@@ -34,9 +34,7 @@ class MaxPool2d(Module):
         self.stride = (pair("MaxPool2d", "stride", stride) if stride is not None
                        else self.kernel_size)
         self.padding = pair("MaxPool2d", "padding", padding, low=0)
-        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
-            raise ValueError(f"MaxPool2d: padding {self.padding} must be at most half the kernel "
-                             f"size {self.kernel_size}")
+        check_pool_padding("MaxPool2d", "padding", self.padding, self.kernel_size)
         self.ceil_mode = bool(ceil_mode)
 
     def _sizes(self, h, w):
@@ -113,9 +111,7 @@ class AvgPool2d(Module):
         self.stride = (pair("AvgPool2d", "stride", stride) if stride is not None
                        else self.kernel_size)
         self.padding = pair("AvgPool2d", "padding", padding, low=0)
-        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
-            raise ValueError(f"AvgPool2d: padding {self.padding} must be at most half the kernel "
-                             f"size {self.kernel_size}")
+        check_pool_padding("AvgPool2d", "padding", self.padding, self.kernel_size)
 
     def _param_dict(self):
         return {"pool_height": self.kernel_size[0], "pool_width": self.kernel_size[1],

@@ -52,10 +52,7 @@ class ChannelSlice(Module):
 
     def __init__(self, start, stop):
         super().__init__()
-        self.start = nonneg_int("ChannelSlice", "start", start)
-        self.stop = positive_int("ChannelSlice", "stop", stop)
-        if self.start >= self.stop:
-            raise ValueError(f"ChannelSlice: start {start} must be below stop {stop}")
+        self.start, self.stop = _shape.channel_slice_bounds("ChannelSlice", start, stop)
 
     def _forward(self, x):
         out, self._cache = _shape.ChannelSlice.forward(x, self.start, self.stop)
@@ -66,9 +63,7 @@ class ChannelSlice(Module):
 
     def _out_shape(self, shape):
         c, h, w = _image_shape(shape)
-        if self.stop > c:
-            raise ValueError(f"slice {self.start}:{self.stop} needs at least {self.stop} "
-                             f"channels, got {c}")
+        _shape.channel_slice_bounds("ChannelSlice", self.start, self.stop, c)
         return (self.stop - self.start, h, w)
 
     def extra_repr(self):
@@ -91,7 +86,8 @@ class Subsample(Module):
 
     def _out_shape(self, shape):
         c, h, w = _image_shape(shape)
-        return (c, -(-h // self.stride[0]), -(-w // self.stride[1]))
+        return (c, _shape.subsampled_size(h, self.stride[0]),
+                _shape.subsampled_size(w, self.stride[1]))
 
     def extra_repr(self):
         return f"stride={_fmt_pair(self.stride)}"

@@ -9,11 +9,10 @@ rest of minidl), this module follows CS231n:
   minidl.layers.Dropout's 'p' drops, as EECS 498 and 2017's CS231n did).
 - spatial_groupnorm_forward takes gamma and beta of shape (1, C, 1, 1) (or (C,)).
 """
-import numpy as np
-
 from ... import losses as _losses
 from ...layers.conv import Conv as _Conv
 from ...layers.dropout import Dropout as _Dropout
+from ...layers.dropout import dropout_probability
 from ...layers.linear import Linear as _Linear
 from ...layers.linear import ReLU as _ReLU
 from ...layers.norm import BatchNorm as _BatchNorm
@@ -99,12 +98,9 @@ def dropout_forward(x, dropout_param):
     if "p" not in dropout_param:
         raise ValueError("dropout_forward: dropout_param needs 'p' (the probability of keeping "
                          "a unit)")
-    p = dropout_param["p"]
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)) \
-            or not 0 < p <= 1:
-        raise ValueError("dropout_forward: dropout_param['p'] is the probability of keeping a "
-                         f"unit (CS231n) and must be in (0, 1], got {p!r}")
-    layer_param = dict(dropout_param, p=1.0 - float(p))
+    p = dropout_probability("dropout_forward", "dropout_param['p'] (the probability of keeping "
+                            "a unit, CS231n)", dropout_param["p"], keep=True)
+    layer_param = dict(dropout_param, p=1.0 - p)
     return _Dropout.forward(_promote("dropout_forward", x=x), layer_param)
 
 

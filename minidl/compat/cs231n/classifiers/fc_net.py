@@ -7,6 +7,7 @@ this one re-exports cs231n.layers and cs231n.layer_utils: a notebook's
 """
 import numpy as _np
 
+from ....layers.dropout import dropout_probability
 from ....models import coursework as _cw
 from .. import layer_utils as _layer_utils
 from ..layer_utils import *  # noqa: F401,F403 (the course's re-exports)
@@ -48,11 +49,9 @@ def _keep_ratio(name, dropout_keep_ratio, dropout):
                              f"{dropout_keep_ratio!r} disagree; they are the same setting "
                              "(the probability of keeping a unit), give one")
         keep = dropout
-    if isinstance(keep, (bool, _np.bool_)) or not isinstance(
-            keep, (int, float, _np.integer, _np.floating)) or not 0 < keep <= 1:
-        raise ValueError(f"{name}: the dropout keep probability must be in (0, 1] (1: no "
-                         f"dropout), got {keep!r} (CS231n 2017's dropout=0 meant no dropout; "
-                         "from 2018 the value is the probability of keeping a unit)")
+    dropout_probability(name, "the dropout keep probability", keep, keep=True,
+                        hint=" (1: no dropout; CS231n 2017's dropout=0 meant no dropout, from "
+                             "2018 the value is the probability of keeping a unit)")
     return keep
 
 
