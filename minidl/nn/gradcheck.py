@@ -79,7 +79,8 @@ def check_gradients(module, x, *, seed=0, h=1e-6, directions=2, elements=2, rtol
     """
     rng = np.random.default_rng(seed)
     params = module.params
-    saved_params = {k: params[k] for k in params}
+    # Copies: in a flattened model (flat_parameters) params[k] = v writes into these arrays.
+    saved_params = {k: params[k].copy() for k in params}
     saved_buffers = {n: b.copy() for n, b in module.named_buffers()}
     x = np.array(x, copy=True)
 
