@@ -18,6 +18,7 @@ from minidl import optim
 from minidl._checkpoint import HASH_MEMBER, META_MEMBER
 from minidl.data import load_digits
 from minidl.models import FullyConnectedNet, TwoLayerNet
+from minidl.nn.optimizer import rule_name
 from minidl.solver import CheckpointError, Solver, read_checkpoint
 
 ENV = dict(os.environ, MINIDL_NUM_THREADS="1")
@@ -174,7 +175,7 @@ def _legacy_checkpoint(solver, path):
         "loss_history": solver.loss_history, "train_acc_history": solver.train_acc_history,
         "val_acc_history": solver.val_acc_history, "format": "minidl.solver.checkpoint/1",
         "iteration": solver.iteration, "num_epochs": solver.num_epochs,
-        "update_rule_name": "minidl.optim.sgd_momentum", "optim_configs": configs,
+        "update_rule_name": rule_name(solver.update_rule), "optim_configs": configs,
         "lr_schedule": solver.lr_schedule, "step_size": solver.step_size,
         "gamma": solver.gamma, "lr_min": solver.lr_min,
         "base_lrs": {k: base for k in configs} if base is not None else {},
@@ -182,10 +183,10 @@ def _legacy_checkpoint(solver, path):
         "best_params": {k: v.copy() for k, v in solver.best_params.items()},
         "rng_state": solver.rng.bit_generator.state,
         "numpy_global_state": np.random.get_state(),
-        "model_class": "minidl.models.coursework.FullyConnectedNet",
+        "model_class": f"{type(solver.model).__module__}.{type(solver.model).__qualname__}",
         "param_shapes": {}, "data_shape": {"X_train": solver.X_train.shape,
                                            "X_val": solver.X_val.shape},
-        "extra": None, "time": 0.0,
+        "extra": solver.checkpoint_extra, "time": 0.0,
     }
     with open(path, "wb") as f:
         pickle.dump(old, f)
@@ -230,6 +231,29 @@ def test_an_old_pickle_checkpoint_resumes_exactly_only_when_asked(digits, tmp_pa
         ckpt = read_checkpoint(path, allow_pickle=True)
     assert ckpt["format"] == "minidl.solver.checkpoint/1" and ckpt["iteration"] == 5
     assert set(ckpt["params"]) == set(whole.model.params)
+
+
+def test_minidl_train_resumes_an_old_pickle_checkpoint_only_with_allow_pickle(tmp_path):
+    from minidl.training import TrainingRun
+
+    settings = {"model": "fc", "data": "digits", "num_train": 100, "batch_size": 50,
+                "update_rule": "adam", "lr": 1e-3}
+    run = TrainingRun(settings, epochs=1)
+    run.train()
+    old = tmp_path / "old.pkl"
+    _legacy_checkpoint(run.solver, old)
+    cmd = [sys.executable, "-m", "minidl", "train", "--resume", str(old), "--epochs", "2",
+           "--no-progress"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
+    assert r.returncode == 1 and "--allow-pickle" in r.stderr
+    r = subprocess.run(cmd + ["--allow-pickle"], capture_output=True, text=True, timeout=300,
+                       env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith(f"minidl train: warning: loading '{old}' with pickle: a pickle "
+                               "can run any code it holds")
+    assert f"resumed from {old}: 1 epochs and 2 iterations done" in r.stdout
+    assert f"note: {old} will be rewritten in the safe .npz format" in r.stdout
+    assert read_checkpoint(old)["epoch"] == 2   # now the safe format, whatever its name
 
 
 _KILLED_SAVE = """
@@ -298,3 +322,11 @@ def test_checkpoint_json_holds_no_python_objects(digits, tmp_path):
     with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as f:
         arrays = [k for k in f.files if k not in (META_MEMBER, HASH_MEMBER)]
         assert "params" in arrays and all(f[k].dtype != object for k in arrays)
+
+
+def test_what_json_cannot_hold_is_named_when_the_checkpoint_is_written(digits, tmp_path):
+    solver = _solver(digits, optim_config={"learning_rate": 1e-2, "note": {1, 2}})
+    with pytest.raises(TypeError, match=r"Solver: the checkpoint\['optim_config'\]\['note'\] is "
+                                        r"a set, which a checkpoint \(JSON\) cannot hold"):
+        solver.save_checkpoint(tmp_path / "c.npz")
+    assert os.listdir(tmp_path) == []

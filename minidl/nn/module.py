@@ -43,6 +43,7 @@ import numpy as np
 from .._config import get_default_dtype
 from .._io import atomic_open
 from . import init as _init
+from .flat import FlatParameters
 
 _META_KEY = "__minidl_meta__"
 
@@ -315,8 +316,6 @@ class Module:
                 and m._grads.get(k) is cached.grad(n)
                 for (n, m, k), cn in zip(slots, cached.names)):
             return cached
-        from .flat import FlatParameters
-
         dtypes = {np.dtype(m.dtype) for _, m, _ in slots} or {np.dtype(self.dtype)}
         if len(dtypes) > 1:
             raise TypeError(f"{type(self).__name__}.flat_parameters: the modules mix "
