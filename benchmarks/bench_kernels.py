@@ -5,6 +5,8 @@ markdown/chart output minidl/cli/bench.py); see RESULTS.md. Run from the reposit
 with NumPy's BLAS at its real speed:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_kernels.py
+
+It writes to runs/bench/; add --out benchmarks/results to re-record the committed results.
 """
 import sys
 

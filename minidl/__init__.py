@@ -4,7 +4,12 @@ NumPy layers with the coursework API (``minidl.layers``), compiled Cython + Open
 (``minidl._kernels``), gradient checking (``minidl.gradcheck``), optimizers, a Solver,
 modules and the lecture's architectures. See README.md for a tour.
 """
-from . import _kernels
+from ._command_startup import install_interrupt_hook as _install_interrupt_hook
+
+_install_interrupt_hook()  # before the slow imports: Ctrl-C in them is one line, exit 130
+del _install_interrupt_hook
+
+from . import _kernels  # noqa: E402
 from ._config import get_default_dtype, set_default_dtype
 from ._kernels.convolution import (get_conv_algorithm, get_conv_autotune, set_conv_algorithm,
                                    set_conv_autotune)

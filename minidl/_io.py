@@ -12,18 +12,66 @@ NPZ_META_KEY = "__minidl_meta__"
 NPZ_FORMAT = "minidl.npz/1"
 
 
+def _temporary_prefix(path):
+    """'.tmp_<name>.': the hidden prefix of the temporary files of writes to path. They never
+    end like the target (a checkpoint search by extension never finds them)."""
+    return f".tmp_{os.path.basename(path)}."
+
+
+def _writer_alive(pid):
+    """True when a process with this id exists (POSIX); on Windows always True: a file that
+    another process still has open cannot be removed there, which protects it instead."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Remove the temporary files that killed writes to path left behind (only path's own:
+    '.tmp_<name>.<pid>.<random>' of a process that no longer runs, or from an older minidl
+    without the pid). Returns the names removed."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = _temporary_prefix(path)
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        pid_text = name[len(prefix):].split(".", 1)[0]
+        if pid_text.isdigit() and "." in name[len(prefix):] and (
+                int(pid_text) == os.getpid() or _writer_alive(int(pid_text))):
+            continue  # a write in progress (ours in another thread, or another process's)
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(directory, name))
+            removed.append(name)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_open(path, mode="wb"):
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
     A crash, an exception or a full disk leaves either the old file or the new one in place,
-    never half of one (os.replace is atomic on POSIX and Windows). The new file gets the
+    never half of one (os.replace is atomic on POSIX and Windows). The temporary file is
+    '.tmp_<name>.<pid>.<random>'; a write that was killed (SIGKILL, power loss) leaves it
+    behind, and the next write to the same path removes it. The new file gets the
     permissions open() would give it, not mkstemp's private 0600. Yields the open file.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp_{os.path.basename(path)}.", dir=directory)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_temporary_prefix(path)}{os.getpid()}.", dir=directory)
     try:
         umask = os.umask(0)
         os.umask(umask)

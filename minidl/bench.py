@@ -333,9 +333,15 @@ def _peak_step_memory(which, threads):
 
 def select_rows(quick=False, names=None):
     """The rows to run: every row of ROWS, or (quick=True) the representative few; names: keep
-    only the rows whose names contain one of these substrings (case-insensitive)."""
+    only the rows whose names contain one of these substrings (case-insensitive). A name
+    that matches none of them is a ValueError that lists the rows there are."""
     rows = [r for r in ROWS if r.get("quick")] if quick else list(ROWS)
     if names:
+        unknown = [n for n in names if not any(n.lower() in r["name"].lower() for r in rows)]
+        if unknown:
+            listed = "; ".join(r["name"] for r in rows)
+            raise ValueError(f"select_rows: no {'quick ' if quick else ''}row matches "
+                             f"{', '.join(map(repr, unknown))}; the rows are: {listed}")
         rows = [r for r in rows if any(n.lower() in r["name"].lower() for n in names)]
     return rows
 

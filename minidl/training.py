@@ -2,7 +2,7 @@
 nor prints (the command line, with its progress bar and messages, is minidl.cli.train).
 
     run = TrainingRun({"model": "resnet20", "data": "digits"}, epochs=2,
-                      checkpoint_path="runs/r/checkpoint.pkl", callbacks=[my_callback])
+                      checkpoint_path="runs/r/checkpoint.npz", callbacks=[my_callback])
     run.train(plot_path="runs/r/curves.png")
     run.test_accuracy()
 
@@ -16,12 +16,14 @@ Pieces, usable from notebooks too:
     CallbackSolver             a Solver that reports to Callbacks
     stop_on_interrupt(solver)  context manager: Ctrl-C (SIGINT) makes train() stop after the
                                current iteration and write its checkpoint; a second Ctrl-C
-                               aborts at once
+                               aborts at once; after the training loop, Ctrl-C raises
+                               InterruptedAfterTraining (the checkpoint is written)
     save_curves(solver, path)  PNG of the loss and accuracy curves (matplotlib; returns None
                                when matplotlib is not installed)
     build_model(name, ...)     a coursework model or a zoo model wrapped in ClassifierModel
     load_data(name, ...)       digits (embedded) or CIFAR-10 (python batches)
     read_run_settings(path)    the settings and epoch count a run's checkpoint holds
+    load_run_model(path)       the model of a run's checkpoint, rebuilt from its settings
 
 Digits are 8x8x1. Zoo models are built with in_channels=1 and fed the 8x8 images as they
 are when the model's shape inference accepts them (the CIFAR ResNets do: 8x8 -> 4x4 -> 2x2
@@ -40,11 +42,12 @@ from collections import namedtuple
 import numpy as np
 
 from ._io import atomic_open
-from .solver import Solver, TrainingDivergedError, read_checkpoint
+from .solver import Solver, TrainingDivergedError, load_model_state, read_checkpoint
 
 __all__ = ["TrainingRun", "Callback", "EpochEnd", "CallbackSolver", "stop_on_interrupt",
-           "save_curves", "build_model", "load_data", "fit_input", "num_params",
-           "read_run_settings", "RUN_SETTINGS", "COURSEWORK_MODELS", "DATASETS"]
+           "InterruptedAfterTraining", "save_curves", "build_model", "load_data", "fit_input",
+           "num_params", "read_run_settings", "load_run_model", "RUN_SETTINGS",
+           "COURSEWORK_MODELS", "DATASETS"]
 
 # The settings that define a run: stored in its checkpoint (see read_run_settings), so that a
 # resumed run continues with them. name -> default.
@@ -138,19 +141,31 @@ class CallbackSolver(Solver):
                 c.on_train_end(self)
 
 
+class InterruptedAfterTraining(KeyboardInterrupt):
+    """Ctrl-C after the Solver's iterations ended (while curves or test accuracy were being
+    computed): its checkpoint is already written."""
+
+
 @contextlib.contextmanager
 def stop_on_interrupt(solver, on_interrupt=None):
-    """While active, Ctrl-C (SIGINT) calls solver.request_stop() (then on_interrupt(), if
-    given): train() stops after the current iteration, with the model, optimizer and
-    checkpoint in a consistent state. A second Ctrl-C raises KeyboardInterrupt at once.
-    Outside the main thread (where signals cannot be handled) it does nothing."""
+    """While active, Ctrl-C (SIGINT) during solver.train()'s iterations calls
+    solver.request_stop() (then on_interrupt(), if given): train() stops after the current
+    iteration, with the model, optimizer and checkpoint in a consistent state. A second
+    Ctrl-C there raises KeyboardInterrupt at once. Ctrl-C while no iteration runs (after
+    train() returned) raises InterruptedAfterTraining. Outside the main thread (where
+    signals cannot be handled) it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    pressed = []
 
     def handler(signum, frame):
+        if not getattr(solver, "is_running", False):
+            raise InterruptedAfterTraining()
+        if pressed:
+            raise KeyboardInterrupt()
+        pressed.append(True)
         solver.request_stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         if on_interrupt is not None:
             on_interrupt()
 
@@ -368,15 +383,33 @@ def num_params(model):
 
 # --------------------------------------------------------------------------- the run
 
-def read_run_settings(path):
+def read_run_settings(path, allow_pickle=False):
     """(settings, num_epochs) from a checkpoint that a TrainingRun wrote; ValueError when the
-    checkpoint holds no run settings (a plain Solver checkpoint)."""
-    ckpt = read_checkpoint(path)
+    checkpoint holds no run settings (a plain Solver checkpoint). allow_pickle: see
+    minidl.solver.read_checkpoint."""
+    return _run_settings(read_checkpoint(path, allow_pickle=allow_pickle), path)
+
+
+def _run_settings(ckpt, path):
     extra = ckpt.get("extra") or {}
     if extra.get("command") != RUN_CHECKPOINT_COMMAND:
-        raise ValueError(f"{path!r} was not written by `minidl train` (it has no run "
-                         "settings); resume it with Solver.load_checkpoint")
+        raise ValueError(f"{os.fspath(path)!r} was not written by `minidl train` (it has no "
+                         "run settings); resume it with Solver.load_checkpoint")
     return dict(extra["settings"]), ckpt["num_epochs"]
+
+
+def load_run_model(path, allow_pickle=False):
+    """(model, settings) of a checkpoint that a TrainingRun wrote: the model rebuilt from
+    the settings' name and options (build_model) with the checkpoint's parameters and
+    running statistics loaded into it (the current parameters, not the best ones). The
+    file runs no code (see minidl.solver.read_checkpoint)."""
+    ckpt = read_checkpoint(path, allow_pickle=allow_pickle)
+    settings, _ = _run_settings(ckpt, path)
+    input_dims = tuple(ckpt["data_shape"]["X_train"][1:])
+    model, _ = build_model(settings["model"], input_dims, 10, np.dtype(settings["dtype"]).type,
+                           settings["seed"], settings["reg"])
+    load_model_state(model, ckpt)
+    return model, settings
 
 
 class TrainingRun:
@@ -442,9 +475,9 @@ class TrainingRun:
         """True when every iteration of the run's epochs is done (e.g. after resume)."""
         return self.solver.iteration >= self.num_iterations
 
-    def resume(self, path):
+    def resume(self, path, allow_pickle=False):
         """Continue from a checkpoint of this run (Solver.load_checkpoint)."""
-        self.solver.load_checkpoint(path)
+        self.solver.load_checkpoint(path, allow_pickle=allow_pickle)
 
     def train(self, plot_path=None, title=None):
         """Train to the last epoch (or until stop_on_interrupt/request_stop stops it), then

@@ -39,7 +39,7 @@ def test_python_m_minidl_demo_trains_and_reports_test_accuracy(tmp_path):
     assert re.search(r"time: [\d.]+ s", r.stdout)
     assert r.stderr == ""
     # It also writes a checkpoint and the loss/accuracy curves, and says where.
-    ckpt = tmp_path / "demo" / "checkpoint.pkl"
+    ckpt = tmp_path / "demo" / "checkpoint.npz"
     assert f"checkpoint: {ckpt}" in r.stdout
     from minidl.solver import read_checkpoint
 
@@ -62,7 +62,7 @@ def test_demo_without_matplotlib_says_how_to_get_the_curves(monkeypatch, tmp_pat
     out = capsys.readouterr().out
     assert "curves: not written: matplotlib is not installed (pip install matplotlib)" in out
     assert not (tmp_path / "curves.png").exists()
-    assert (tmp_path / "checkpoint.pkl").exists()
+    assert (tmp_path / "checkpoint.npz").exists()
 
 
 def test_demo_help_lists_its_options():
@@ -112,7 +112,7 @@ def test_demo_in_process_quiet_prints_only_the_result(capsys, tmp_path):
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 4
     assert out[0].startswith("test accuracy: ") and out[3].startswith("time: ")
-    assert out[1] == f"checkpoint: {tmp_path / 'checkpoint.pkl'}"
+    assert out[1] == f"checkpoint: {tmp_path / 'checkpoint.npz'}"
     assert out[2].startswith("curves: ")
 
 

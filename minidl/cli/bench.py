@@ -1,8 +1,10 @@
 """``minidl bench``: time the kernels (minidl.bench) and write the results as JSON, a
-markdown table and a PNG chart (when matplotlib is installed).
+markdown table and a PNG chart (when matplotlib is installed), under runs/bench/ by default:
+the recorded results in benchmarks/results/ change only when asked for with --out.
 
-    minidl bench --threads 1 2 --reps 7 --out benchmarks/results
-    python benchmarks/bench_kernels.py --quick            # the same command
+    minidl bench --quick                                   # writes runs/bench/
+    minidl bench --threads 1 2 --reps 7 --out benchmarks/results   # re-record RESULTS.md's run
+    python benchmarks/bench_kernels.py --quick             # the same command
 """
 import json
 import os
@@ -11,14 +13,19 @@ import numpy as np
 
 from minidl.bench import run_benchmarks, select_rows
 
-from .args import EXIT_OK, positive_int
+from .args import EXIT_OK, UsageError, positive_int
+
+DEFAULT_OUT = os.path.join("runs", "bench")
 
 HELP = "time the convolution and pooling kernels (against PyTorch when installed)"
 
 EXAMPLES = """examples:
   minidl bench --quick                   five representative rows (about 40 s on 2 cores)
   minidl bench --rows depthwise grouped  only the rows whose names contain these words
-  minidl bench --threads 1 2 --reps 7    the full table, as in benchmarks/RESULTS.md
+  minidl bench --threads 1 2 --reps 7 --out benchmarks/results
+                                         the full table, recorded as in benchmarks/RESULTS.md
+
+Results go to runs/bench/ unless --out says otherwise.
 
 Set neither OPENBLAS_CORETYPE nor OPENBLAS_L2_SIZE (they slow NumPy's BLAS): run it as
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE minidl bench ...
@@ -39,13 +46,19 @@ def add_arguments(parser):
     parser.add_argument("--rows", nargs="*", help="substrings of row names to run")
     parser.add_argument("--no-memory", action="store_true",
                         help="skip the peak-memory subprocesses")
-    parser.add_argument("--out", default="benchmarks/results",
-                        help="directory for JSON, markdown, PNG (default: benchmarks/results)")
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help=f"directory for JSON, markdown, PNG (default: {DEFAULT_OUT}; the "
+                        "recorded results: --out benchmarks/results)")
 
 
 def run(args):
     """``minidl bench``: returns the exit status."""
-    rows = select_rows(quick=args.quick, names=args.rows)
+    if args.rows is not None and not args.rows:
+        raise UsageError("--rows needs at least one row name")
+    try:
+        rows = select_rows(quick=args.quick, names=args.rows)
+    except ValueError as e:
+        raise UsageError(str(e).replace("select_rows: ", "--rows: ", 1)) from None
     results = run_benchmarks(
         rows, args.threads, args.reps, memory=not args.no_memory,
         on_gemm_rate=lambda t, gflops: print(f"float32 GEMM rate, {t} thread(s): "

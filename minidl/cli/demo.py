@@ -1,5 +1,6 @@
 """``minidl demo``: train a small ConvNet on the embedded digits and report the test accuracy."""
 import os
+import sys
 import time
 
 import numpy as np
@@ -8,9 +9,9 @@ import minidl
 from minidl.data import load_digits
 from minidl.models import DeepConvNet
 from minidl.solver import Solver
-from minidl.training import save_curves
+from minidl.training import InterruptedAfterTraining, save_curves, stop_on_interrupt
 
-from .args import num_threads, positive_float, positive_int
+from .args import EXIT_INTERRUPTED, num_threads, positive_float, positive_int
 from .train import MATPLOTLIB_NOTE
 
 HELP = "train a small ConvNet on the embedded digits and report test accuracy"
@@ -21,8 +22,10 @@ EXAMPLES = """examples:
   minidl demo --threads 2     two threads for the kernels and BLAS
   minidl demo --out /tmp/d    write the checkpoint and the curves to /tmp/d
 
-The demo writes OUT/checkpoint.pkl (the Solver checkpoint of the last epoch) and
-OUT/curves.png (loss and accuracy curves; needs matplotlib: pip install matplotlib).
+The demo writes OUT/checkpoint.npz (the Solver checkpoint of the last epoch; read it with
+minidl.solver.read_checkpoint) and OUT/curves.png (loss and accuracy curves; needs
+matplotlib: pip install matplotlib). Ctrl-C stops after the current iteration and saves the
+checkpoint (exit status 130).
 """
 
 
@@ -44,7 +47,7 @@ def add_arguments(parser):
                         help="threads for kernels and BLAS (default: 1; the demo's 8x8 "
                         "tensors are too small to gain from more)")
     parser.add_argument("--out", metavar="DIR", default=os.path.join("runs", "demo"),
-                        help="folder for checkpoint.pkl and curves.png (default: runs/demo)")
+                        help="folder for checkpoint.npz and curves.png (default: runs/demo)")
     parser.add_argument("--quiet", action="store_true",
                         help="print only the final result and the files written")
 
@@ -77,10 +80,31 @@ def _train_demo(args):
                     lr_decay=0.9, batch_size=args.batch_size, num_epochs=args.epochs,
                     num_train_samples=None, print_every=iters_per_epoch * max(args.epochs // 5, 1),
                     verbose=verbose, seed=args.seed,
-                    checkpoint_path=os.path.join(args.out, "checkpoint.pkl"))
+                    checkpoint_path=os.path.join(args.out, "checkpoint.npz"))
+
+    def on_interrupt():
+        print("\nminidl demo: Ctrl-C: stopping after this iteration (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
+
     train_start = time.perf_counter()
-    solver.train()
-    train_time = time.perf_counter() - train_start
+    try:
+        with stop_on_interrupt(solver, on_interrupt):
+            solver.train()
+            return _report(args, data, solver, start, time.perf_counter() - train_start)
+    except InterruptedAfterTraining:
+        print(f"minidl demo: interrupted after training ({solver.epoch} of {args.epochs} "
+              f"epochs complete); the checkpoint was written: {solver.checkpoint_path}",
+              file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def _report(args, data, solver, start, train_time):
+    """The demo's last lines (or the interruption's); its exit status."""
+    if solver.stopped_early:
+        print(f"interrupted after {solver.iteration} iterations ({solver.epoch} of "
+              f"{args.epochs} epochs complete); checkpoint saved: {solver.checkpoint_path}",
+              flush=True)
+        return EXIT_INTERRUPTED
     test_acc = solver.check_accuracy(data["X_test"], data["y_test"])
     curves = save_curves(solver, os.path.join(args.out, "curves.png"),
                          "minidl demo: DeepConvNet on the UCI digits")

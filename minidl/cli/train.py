@@ -1,18 +1,22 @@
 """``minidl train``: train a coursework or zoo model with a progress bar, checkpoints and
 curves. The run itself is minidl.training.TrainingRun; this module parses the options,
 resolves them against a resumed checkpoint, and prints."""
+import contextlib
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
 import minidl
 from minidl.solver import TrainingDivergedError
-from minidl.training import (DATASETS, RUN_SETTINGS, TrainingRun, num_params, read_run_settings,
-                             stop_on_interrupt)
+from minidl.optim import UPDATE_RULES
+from minidl.training import (DATASETS, RUN_SETTINGS, InterruptedAfterTraining, TrainingRun,
+                             num_params, read_run_settings, stop_on_interrupt)
 
-from .args import EXIT_INTERRUPTED, nonneg_float, num_threads, positive_float, positive_int
+from .args import (EXIT_INTERRUPTED, UsageError, nonneg_float, num_threads, positive_float,
+                   positive_int)
 from .progress import EpochProgress
 
 HELP = ("train a coursework or zoo model on digits or CIFAR-10, with progress, checkpoints "
@@ -25,11 +29,13 @@ EXAMPLES = """examples:
   minidl train --model fc --data digits --update-rule sgd_momentum --lr 0.05 --num-train 500
   minidl train --model resnet20 --data cifar10 --data-dir ~/data --augment --epochs 30 \\
                --lr-schedule step --step-size 10 --threads 4
-  minidl train --resume runs/resnet20-digits/checkpoint.pkl --epochs 5   # continue a run
+  minidl train --resume runs/resnet20-digits/checkpoint.npz --epochs 5   # continue a run
 
 Ctrl-C stops after the current iteration, saves the checkpoint and prints how to resume
 (exit status 130); --resume continues exactly where the run stopped: the same seed gives the
-same loss history as a run that was never interrupted.
+same loss history as a run that was never interrupted. Checkpoints are .npz files with JSON
+metadata and a SHA-256, and run no code when loaded; the pickle checkpoints of minidl 0.1
+load only with --allow-pickle (for files you trust).
 
 models: coursework: fc, twolayer, threelayer (or convnet), deepconvnet; or any zoo name
 (minidl.models.zoo.list_models()), best the CIFAR-size ones: resnet20/32/44/56/110,
@@ -62,7 +68,7 @@ def add_arguments(parser):
                         help=f"minibatch size (default: {d['batch_size']})")
     parser.add_argument("--lr", type=positive_float,
                         help=f"initial learning rate (default: {d['lr']:g})")
-    parser.add_argument("--update-rule", choices=("sgd", "sgd_momentum", "rmsprop", "adam"),
+    parser.add_argument("--update-rule", choices=UPDATE_RULES,
                         help=f"optimizer (default: {d['update_rule']})")
     parser.add_argument("--lr-schedule", choices=("none", "step", "cosine"),
                         help="per-epoch learning rate schedule: step (x gamma every "
@@ -94,11 +100,15 @@ def add_arguments(parser):
                         help="folder for the checkpoint and the curves (default: "
                         "runs/MODEL-DATA; with --resume, the checkpoint's folder)")
     parser.add_argument("--checkpoint", metavar="PATH",
-                        help="checkpoint file (default: OUT/checkpoint.pkl; with --resume, "
+                        help="checkpoint file (default: OUT/checkpoint.npz; with --resume, "
                         "the resumed file)")
     parser.add_argument("--resume", metavar="PATH",
                         help="continue the run saved in PATH, with its settings; only "
                         "--epochs, --threads, --data-dir and output paths may change")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="let --resume load a pickle checkpoint of minidl 0.1 (unpickling "
+                        "can run code: only for files you trust; the run then saves the safe "
+                        "format)")
     parser.add_argument("--plot", metavar="PATH",
                         help="PNG of the loss and accuracy curves (default: OUT/curves.png)")
     parser.add_argument("--no-progress", action="store_true",
@@ -139,8 +149,11 @@ def _threads_text(n):
 def _train(args):
     start = time.perf_counter()
     saved, ckpt_epochs = None, None
+    if args.allow_pickle and args.resume is None:
+        raise UsageError("--allow-pickle only applies to --resume")
     if args.resume is not None:
-        saved, ckpt_epochs = read_run_settings(args.resume)
+        with _warnings_as_lines():
+            saved, ckpt_epochs = read_run_settings(args.resume, allow_pickle=args.allow_pickle)
     s = _resolve_settings(args, saved)
     if s["model"] is None:
         raise ValueError("--model is required (or --resume PATH)")
@@ -156,7 +169,7 @@ def _train(args):
         out_dir = os.path.dirname(args.resume) or "."
     else:
         out_dir = os.path.join("runs", f"{s['model']}-{s['data']}")
-    ckpt_path = args.checkpoint or args.resume or os.path.join(out_dir, "checkpoint.pkl")
+    ckpt_path = args.checkpoint or args.resume or os.path.join(out_dir, "checkpoint.npz")
     plot_path = args.plot or os.path.join(out_dir, "curves.png")
 
     progress = EpochProgress(progress=not args.no_progress)
@@ -176,7 +189,11 @@ def _train(args):
           + f"; {minidl.kernels_info()['path']}, {_threads_text(minidl.get_num_threads())}",
           flush=True)
     if args.resume is not None:
-        run.resume(args.resume)
+        with warnings.catch_warnings():  # the pickle warning was printed above
+            warnings.simplefilter("ignore", UserWarning)
+            run.resume(args.resume, allow_pickle=args.allow_pickle)
+        if ckpt_path == args.resume and args.allow_pickle:
+            print(f"note: {ckpt_path} will be rewritten in the safe .npz format", flush=True)
         print(f"resumed from {args.resume}: {run.solver.epoch} epochs and "
               f"{run.solver.iteration} iterations done", flush=True)
         if run.finished:
@@ -191,10 +208,31 @@ def _train(args):
     try:
         with stop_on_interrupt(run.solver, on_interrupt):
             finished = run.train(plot_path)
+            return _report(run, finished, ckpt_path, epochs, start)
     except TrainingDivergedError as e:
         note = f" Curves so far: {run.curves_path}" if run.curves_path else ""
         raise ValueError(f"training diverged: {e.detail}{note}") from None
+    except InterruptedAfterTraining:
+        print(f"minidl train: interrupted after training ({run.solver.epoch} of {epochs} epochs "
+              f"complete); the checkpoint was written: {ckpt_path}", file=sys.stderr,
+              flush=True)
+        return EXIT_INTERRUPTED
 
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """Warnings (the pickle one) as one line each on stderr: 'minidl train: warning: ...'."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"minidl train: warning: {message}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = show
+        yield
+
+
+def _report(run, finished, ckpt_path, epochs, start):
+    """Print the end of a run (stopped early, or test accuracy and files); its exit status."""
     curves_text = run.curves_path or MATPLOTLIB_NOTE
     if not finished:
         solver = run.solver

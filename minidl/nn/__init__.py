@@ -8,7 +8,9 @@
     AdaptiveAvgPool2d, BatchNorm2d, BatchNorm1d, Dropout, Flatten, ChannelShuffle,
     ChannelSlice, Subsample, ChannelPad
     Sequential, Residual, Concat, SE          containers (paths joined by add/concat/scale)
-    Optimizer              minidl.optim rules applied to a module's parameters
+    FlatParameters         all parameters and all gradients as two contiguous buffers
+                           (Module.flat_parameters(); bind_parameters for dict models)
+    Optimizer              minidl.optim rules applied to a model's flat parameter buffer
     ClassifierModel        a Module with the coursework params / loss(X, y=None) interface
     check_gradients        numeric gradient check of a module w.r.t. its input and parameters
 """
@@ -24,6 +26,7 @@ from .linear import Identity, Linear
 from .module import LayerTrace, Module, ParamView, ShapeError, StateDictError
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool, MaxPool2d
 from .shape import ChannelPad, ChannelShuffle, ChannelSlice, Flatten, Subsample
+from .flat import FlatParameters, bind_parameters
 from .optimizer import Optimizer
 
 manual_seed = init.manual_seed
@@ -34,3 +37,4 @@ __all__ = ["Module", "LayerTrace", "ParamView", "ShapeError", "StateDictError", 
            "ChannelShuffle", "ChannelSlice", "Subsample", "ChannelPad", "Sequential",
            "Residual", "Concat", "SE", "Optimizer", "ClassifierModel", "check_gradients",
            "manual_seed", "init"]
+__all__ += ["FlatParameters", "bind_parameters"]

@@ -48,6 +48,10 @@ class ClassifierModel:
     def params(self, values):
         self.module.params = values
 
+    def flat_parameters(self):
+        """The module's flat parameter and gradient buffers (Module.flat_parameters)."""
+        return self.module.flat_parameters()
+
     def _input(self, X):
         X = np.asarray(X, dtype=self.module.dtype)
         if self.input_shape is not None:

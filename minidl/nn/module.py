@@ -13,7 +13,10 @@ What every module then offers (PyTorch names where PyTorch has them):
     backward(dout) -> dx          parameter gradients ACCUMULATE; zero_grad() clears them
     params, grads                 dicts name -> array with dotted names ('layer1.0.conv1.weight');
                                   ``params`` writes through: model.params[k] = new_w updates
-                                  the module, which is how Solver and Optimizer update
+                                  the module
+    flat_parameters()             one contiguous buffer of all parameters and one of all
+                                  gradients, of which the modules' arrays become views
+                                  (minidl.nn.flat; what Optimizer and Solver update)
     train(), eval(), astype(dtype), named_modules(), num_params(),
     state_dict(), load_state_dict(), save(path), load(path)
     output_shape(input_shape)     the output shape for one sample (no batch axis), or a
@@ -38,6 +41,7 @@ import numpy as np
 from .._config import float_dtype, get_default_dtype
 from .._io import load_npz, save_npz
 from . import init as _init
+from .flat import FlatParameters
 
 
 class ShapeError(ValueError):
@@ -142,6 +146,7 @@ class Module:
         d["training"] = True
         d["dtype"] = np.dtype(get_default_dtype()).type
         d["_cache"] = None
+        d["_flat"] = None                   # the FlatParameters this module's arrays view
 
     # ------------------------------------------------------------------ attributes
     def __setattr__(self, name, value):
@@ -178,10 +183,13 @@ class Module:
         return module
 
     def __getstate__(self):
-        # Pickling (Solver checkpoints) keeps parameters and buffers, not forward caches.
+        # Pickling and deepcopy keep parameters and buffers, not forward caches; a copy's
+        # arrays are its own (no longer views of this model's flat buffer).
         state = dict(self.__dict__)
         state["_cache"] = None
         state.pop("_plan_held", None)  # a convolution plan is remade on the next forward
+        state["_flat"] = None
+        state.pop("_flat_root", None)
         return state
 
     def __setstate__(self, state):
@@ -205,6 +213,15 @@ class Module:
                                      dtype=self.dtype)
             self._params[name] = a
         return a
+
+    def _set_param(self, name, value):
+        """Make value (already of the parameter's shape) the parameter's values: copied into
+        the flat buffer's view when there is one, so the buffer stays the model's storage."""
+        current = self._params.get(name)
+        if self.__dict__.get("_flat") is not None and current is not None:
+            current[...] = value
+        else:
+            self._params[name] = np.ascontiguousarray(value, dtype=self.dtype)
 
     def _accumulate(self, name, grad):
         """Add grad to the gradient of parameter name (gradients accumulate until zero_grad)."""
@@ -257,10 +274,58 @@ class Module:
         return int(sum(int(np.prod(s, dtype=np.int64)) for s in self.param_shapes().values()))
 
     def zero_grad(self):
-        """Forget accumulated gradients (arrays handed out before are left untouched)."""
+        """Forget accumulated gradients. Without a flat buffer the arrays are dropped (arrays
+        handed out before are left untouched); with one (flat_parameters) they are views of
+        it and are filled with zeros in place."""
         for m in self.modules():
-            for key in m._grads:
-                m._grads[key] = None
+            flat = m.__dict__.get("_flat") is not None
+            for key, g in m._grads.items():
+                if flat and g is not None:
+                    g[...] = 0
+                else:
+                    m._grads[key] = None
+
+    def flat_parameters(self):
+        """All parameters and gradients of this module and its children as two contiguous
+        1-D buffers: returns a minidl.nn.FlatParameters (``params``, ``grads``, ``slices``:
+        dotted name -> slice; ``param(name)``, ``grad(name)``).
+
+        The first call draws any parameter not drawn yet (see minidl.nn.init), copies the
+        parameters and accumulated gradients into the buffers and makes every module's
+        arrays views of them; later calls return the same object as long as that holds.
+        Afterwards backward accumulates into ``grads``, zero_grad() zeroes it in place, and
+        ``params[k] = v`` and load_state_dict() copy into ``params``. After astype() or a
+        change of the parameters' names or shapes the next call builds new buffers (the
+        current values copied in). Flatten the model you train, not one of its submodules
+        as well: the last one flattened owns the arrays.
+        """
+        slots = list(self._named_slots("params"))
+        cached = self.__dict__.get("_flat_root")
+        if cached is not None and len(cached.names) == len(slots) and all(
+                n == cn and m._params.get(k) is cached.param(n)
+                and m._grads.get(k) is cached.grad(n)
+                for (n, m, k), cn in zip(slots, cached.names)):
+            return cached
+        dtypes = {np.dtype(m.dtype) for _, m, _ in slots} or {np.dtype(self.dtype)}
+        if len(dtypes) > 1:
+            raise TypeError(f"{type(self).__name__}.flat_parameters: the modules mix "
+                            f"{' and '.join(sorted(d.name for d in dtypes))}; call "
+                            "model.astype(dtype) first")
+        shapes = OrderedDict((n, m._param_specs[k][0]) for n, m, k in slots)
+        flat = cached
+        if flat is None or flat.layout != tuple(shapes.items()) or flat.dtype not in dtypes:
+            flat = FlatParameters(shapes, dtypes.pop())
+        for name, m, key in slots:
+            np.copyto(flat.param(name), m._param(key))
+            g = m._grads.get(key)
+            if g is None:
+                flat.grad(name)[...] = 0
+            elif g is not flat.grad(name):
+                np.copyto(flat.grad(name), g)
+            m._params[key], m._grads[key] = flat.param(name), flat.grad(name)
+            m.__dict__["_flat"] = flat
+        self.__dict__["_flat_root"] = flat
+        return flat
 
     # ------------------------------------------------------------------ structure, modes
     def named_children(self):
@@ -293,6 +358,7 @@ class Module:
         dt = float_dtype(type(self).__name__, dtype)
         for m in self.modules():
             m.__dict__["dtype"] = dt
+            m.__dict__["_flat"] = None  # new arrays: flat_parameters() builds new buffers
             for table in (m._params, m._buffers):
                 for k, v in table.items():
                     table[k] = np.ascontiguousarray(v, dtype=dt)
@@ -442,7 +508,7 @@ class Module:
         for name, value in converted.items():
             m, key, what, _ = slots[name]
             if what == "param":
-                m._params[key] = value
+                m._set_param(key, value)
             else:
                 m._buffers[key] = value
 
@@ -480,8 +546,9 @@ class Module:
 class ParamView(MutableMapping):
     """A model's parameters as a dict name -> array; setting an item writes into the module.
 
-    ``model.params[k] = new_w`` (what Solver and Optimizer do) checks the shape, casts to
-    the model's dtype and replaces the module's array. Entries cannot be added or deleted.
+    ``model.params[k] = new_w`` checks the shape, casts to the model's dtype and replaces
+    the module's array, or copies into it when it is a view of the model's flat buffer (see
+    Module.flat_parameters). Entries cannot be added or deleted.
     """
 
     def __init__(self, root):
@@ -498,7 +565,7 @@ class ParamView(MutableMapping):
         if np.shape(value) != shape:
             raise ValueError(f"{self._root_name}.params[{name!r}]: the parameter has shape "
                              f"{shape} but the new value has shape {np.shape(value)}")
-        m._params[key] = np.ascontiguousarray(value, dtype=m.dtype)
+        m._set_param(key, value)
 
     def __delitem__(self, name):
         raise TypeError(f"{self._root_name}.params: parameters cannot be deleted")

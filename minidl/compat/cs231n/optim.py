@@ -50,3 +50,9 @@ def adam(w, dw, config=None):
     """Adam with bias correction. config: 'learning_rate' (1e-3), 'beta1' (0.9), 'beta2'
     (0.999), 'epsilon' (1e-8), 'm', 'v' (zeros like w), 't' (0). w, dw -> next_w, config."""
     return _promoted(_optim.adam, w, dw, config)
+
+
+# Elementwise, as minidl.optim's: the Solver may apply them to the whole flat buffer at once.
+for _rule in (sgd, sgd_momentum, rmsprop, adam):
+    _rule.elementwise = True
+del _rule
