@@ -7,6 +7,7 @@ from .conv import Conv, FastConv
 from .dropout import Dropout
 from .extra import (AdaptiveAvgPool, Add, ChannelConcat, ChannelPad, ChannelScale, ChannelShuffle,
                     ChannelSlice, Flatten, Pad, ReLU6, Sigmoid, Subsample)
+from .fused import AddReLU, SpatialBatchNormReLU
 from .linear import Linear, Linear_ReLU, ReLU
 from .norm import BatchNorm, LayerNorm, SpatialBatchNorm, SpatialGroupNorm
 from .pool import AvgPool, FastMaxPool, GlobalAvgPool, MaxPool
@@ -19,6 +20,8 @@ __all__ = [
     "BatchNorm", "SpatialBatchNorm", "LayerNorm", "SpatialGroupNorm",
     "Conv_ReLU", "Conv_ReLU_Pool", "Conv_BatchNorm_ReLU", "Conv_BatchNorm_ReLU_Pool",
     "Linear_BatchNorm_ReLU",
+    # fused pairs (one compiled kernel each; the same math as the unfused chain)
+    "SpatialBatchNormReLU", "AddReLU",
     # building blocks of the architectures (minidl.nn)
     "Flatten", "Sigmoid", "ReLU6", "Add", "ChannelConcat", "ChannelSlice", "ChannelShuffle",
     "ChannelScale", "Pad", "Subsample", "ChannelPad", "AdaptiveAvgPool",
