@@ -286,7 +286,8 @@ def test_add_relu_gradients_match_numeric(path, monkeypatch):
 def test_fused_layers_name_themselves_in_errors():
     x = np.zeros((2, 3, 4, 4))
     g, b = np.ones(3), np.zeros(3)
-    with pytest.raises(ValueError, match=r"SpatialBatchNormReLU: x must be 4-D, got shape \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"SpatialBatchNormReLU: x must be 4-D, got shape "
+                                         r"\(2, 3\)"):
         SpatialBatchNormReLU.forward(np.zeros((2, 3)), np.ones(3), np.zeros(3), {"mode": "train"})
     with pytest.raises(ValueError, match=r"SpatialBatchNormReLU: gamma must have shape \(3,\)"):
         SpatialBatchNormReLU.forward(x, np.ones(2), b, {"mode": "train"})
@@ -300,7 +301,8 @@ def test_fused_layers_name_themselves_in_errors():
                                          r"have shape \(3,\)"):
         SpatialBatchNormReLU.forward(x, g, b, {"mode": "test", "running_var": np.ones(4)})
     _, cache = SpatialBatchNormReLU.forward(x + np.arange(4.0), g, b, {"mode": "train"})
-    with pytest.raises(ValueError, match=r"SpatialBatchNormReLU: dout must have shape \(2, 3, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"SpatialBatchNormReLU: dout must have shape "
+                                         r"\(2, 3, 4, 4\)"):
         SpatialBatchNormReLU.backward(np.zeros((2, 3, 4, 5)), cache)
     with pytest.raises(ValueError, match=r"AddReLU: a and b must have the same shape, got a "
                                          r"\(2, 3, 4, 4\) and b \(2, 3, 4, 1\)"):
@@ -326,7 +328,7 @@ def test_fused_kernels_reject_arguments_the_c_loops_cannot_take():
         _kernels.batchnorm_relu_backward(x[..., :2], x, np.zeros(3), np.ones(3), np.ones(3),
                                          np.zeros(3), 1e-5)
     with pytest.raises(TypeError, match="batchnorm_relu_backward_eval: dtype mismatch"):
-        _kernels.batchnorm_relu_backward_eval(x.astype(np.float32), x, np.ones(3), np.zeros(3),
-                                              np.zeros(3), np.ones(3), 1e-5)
+        _kernels.batchnorm_relu_backward_eval(x.astype(np.float32), x, np.zeros(3), np.ones(3),
+                                              np.ones(3), np.zeros(3), 1e-5)
     with pytest.raises(ValueError, match=r"add_relu_forward: a \(2, 3, 4, 4\) and b \(3,\)"):
         _kernels.add_relu_forward(x, np.zeros(3))

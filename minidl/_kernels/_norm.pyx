@@ -56,7 +56,8 @@ cdef inline floating _scale(floating gamma, double var, double eps) noexcept nog
     return <floating>(gamma / sqrt(var + eps))
 
 
-cdef inline void _check_channel(int N, long M, long xs, Py_ssize_t c, Py_ssize_t size) noexcept nogil:
+cdef inline void _check_channel(int N, long M, long xs, Py_ssize_t c,
+                                Py_ssize_t size) noexcept nogil:
     # the last value of channel c, (N-1)*xs + c*M + M - 1, lies inside the (N, C, M) buffer
     MINIDL_CHECK(N >= 1 and M >= 1 and c * M + M <= xs and (N - 1) * xs + c * M + M <= size)
 
@@ -200,8 +201,8 @@ def batchnorm_relu_forward_eval(const floating[:, :, ::1] x, const floating[::1]
 
 
 def batchnorm_relu_backward_eval(const floating[:, :, ::1] x, const floating[:, :, ::1] dout,
-                                 const floating[::1] gamma, const floating[::1] beta,
                                  const double[::1] mean, const double[::1] var, double eps,
+                                 const floating[::1] gamma, const floating[::1] beta,
                                  floating[:, :, ::1] dx, double[::1] dgamma,
                                  double[::1] dbeta):
     """Gradient of batchnorm_relu_forward_eval (the statistics are constants): one pass per

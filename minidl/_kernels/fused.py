@@ -34,16 +34,24 @@ def _bn_inputs(fn, x, gamma, beta):
     return x, x3, _bn_param(fn, "gamma", gamma, c, x.dtype), _bn_param(fn, "beta", beta, c, x.dtype)
 
 
-def _bn_dout(fn, dout, x):
+def _stats(fn, mean, var, c):
+    return _bn_param(fn, "mean", mean, c, np.float64), _bn_param(fn, "var", var, c, np.float64)
+
+
+def _bn_backward(fn, kernel, dout, x, mean, var, gamma, beta, eps):
+    """Check the arguments of a batch norm + ReLU backward and run its kernel."""
+    _require_direct(fn)
+    x, x3, gamma, beta = _bn_inputs(fn, x, gamma, beta)
     dout, d3 = _bn_view(fn, "dout", dout)
     _check_dtypes(fn, x=x, dout=dout)
     if dout.shape != x.shape:
         raise ValueError(f"{fn}: dout {dout.shape} must have x's shape {x.shape}")
-    return d3
-
-
-def _stats(fn, mean, var, c):
-    return _bn_param(fn, "mean", mean, c, np.float64), _bn_param(fn, "var", var, c, np.float64)
+    mean, var = _stats(fn, mean, var, x.shape[1])
+    dx = np.empty_like(x)
+    dgamma, dbeta = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    if x.size:
+        kernel(x3, d3, mean, var, float(eps), gamma, beta, dx.reshape(x3.shape), dgamma, dbeta)
+    return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
 
 
 def batchnorm_relu_forward_train(x, gamma, beta, eps):
@@ -72,16 +80,8 @@ def batchnorm_relu_backward(dout, x, mean, var, gamma, beta, eps):
     beta (C,); eps as given to it -> dx (x's shape), dgamma (C,), dbeta (C,) in x's dtype.
     The mask bn(x) > 0 is recomputed inside batch norm's two gradient passes.
     """
-    fn = "batchnorm_relu_backward"
-    _require_direct(fn)
-    x, x3, gamma, beta = _bn_inputs(fn, x, gamma, beta)
-    d3 = _bn_dout(fn, dout, x)
-    mean, var = _stats(fn, mean, var, x.shape[1])
-    dx = np.empty_like(x)
-    dgamma, dbeta = np.empty(x.shape[1]), np.empty(x.shape[1])
-    _norm.batchnorm_relu_backward(x3, d3, mean, var, float(eps), gamma, beta,
-                                  dx.reshape(x3.shape), dgamma, dbeta)
-    return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+    return _bn_backward("batchnorm_relu_backward", _norm.batchnorm_relu_backward, dout, x,
+                        mean, var, gamma, beta, eps)
 
 
 def batchnorm_relu_forward_eval(x, gamma, beta, mean, var, eps):
@@ -101,23 +101,14 @@ def batchnorm_relu_forward_eval(x, gamma, beta, mean, var, eps):
     return out
 
 
-def batchnorm_relu_backward_eval(dout, x, gamma, beta, mean, var, eps):
+def batchnorm_relu_backward_eval(dout, x, mean, var, gamma, beta, eps):
     """Gradient of batchnorm_relu_forward_eval (the statistics are constants) in one pass.
 
-    dout, x (N, C) or (N, C, H, W); gamma, beta, mean, var (C,) -> dx (x's shape),
+    dout, x (N, C) or (N, C, H, W); mean, var, gamma, beta (C,) -> dx (x's shape),
     dgamma (C,), dbeta (C,) in x's dtype.
     """
-    fn = "batchnorm_relu_backward_eval"
-    _require_direct(fn)
-    x, x3, gamma, beta = _bn_inputs(fn, x, gamma, beta)
-    d3 = _bn_dout(fn, dout, x)
-    mean, var = _stats(fn, mean, var, x.shape[1])
-    dx = np.empty_like(x)
-    dgamma, dbeta = np.zeros(x.shape[1]), np.zeros(x.shape[1])
-    if x.size:
-        _norm.batchnorm_relu_backward_eval(x3, d3, gamma, beta, mean, var, float(eps),
-                                           dx.reshape(x3.shape), dgamma, dbeta)
-    return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+    return _bn_backward("batchnorm_relu_backward_eval", _norm.batchnorm_relu_backward_eval,
+                        dout, x, mean, var, gamma, beta, eps)
 
 
 def add_relu_forward(a, b):
@@ -125,8 +116,8 @@ def add_relu_forward(a, b):
     np.maximum(a + b, 0) bit for bit. Its gradient is relu_backward(dout, out)."""
     fn = "add_relu_forward"
     _require_direct(fn)
-    a = _float_array(fn, "a", a, a.ndim)
-    b = _float_array(fn, "b", b, b.ndim)
+    a = _float_array(fn, "a", a, np.ndim(a))
+    b = _float_array(fn, "b", b, np.ndim(b))
     _check_dtypes(fn, a=a, b=b)
     if a.shape != b.shape:
         raise ValueError(f"{fn}: a {a.shape} and b {b.shape} must have the same shape")

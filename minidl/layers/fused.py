@@ -86,7 +86,7 @@ class SpatialBatchNormReLU:
         if c.mode == "train":
             return _kernels.batchnorm_relu_backward(dout, c.x, c.mean, c.var, c.gamma, c.beta,
                                                     c.eps)
-        return _kernels.batchnorm_relu_backward_eval(dout, c.x, c.gamma, c.beta, c.mean, c.var,
+        return _kernels.batchnorm_relu_backward_eval(dout, c.x, c.mean, c.var, c.gamma, c.beta,
                                                      c.eps)
 
 
