@@ -122,6 +122,7 @@ SPECS = {
     "BatchNorm": _spec(L.BatchNorm, _BN),
     "BatchNorm.backward_alt": _spec(L.BatchNorm, _BN, backward="backward_alt"),
     "SpatialBatchNorm": _spec(L.SpatialBatchNorm, _SBN),
+    "SpatialBatchNormReLU": _spec(L.SpatialBatchNormReLU, _SBN),
     "LayerNorm": _spec(L.LayerNorm, [
         [("x", (4, 5)), ("gamma", (5,)), ("beta", (5,)), ("ln_param", {})],
         [("x", (2, 7)), ("gamma", (7,)), ("beta", (7,)), ("ln_param", {})]]),
@@ -133,6 +134,8 @@ SPECS = {
     "Conv_BatchNorm_ReLU": _spec(L.Conv_BatchNorm_ReLU, _CONV_BN),
     "Conv_BatchNorm_ReLU_Pool": _spec(L.Conv_BatchNorm_ReLU_Pool,
                                       [case + [_POOL2] for case in _CONV_BN]),
+    "AddReLU": _spec(L.AddReLU, [[("a", (3, 5)), ("b", (3, 5))],
+                                 [("a", (2, 3, 4, 4)), ("b", (2, 3, 4, 4))]]),
     "Linear_BatchNorm_ReLU": _spec(L.Linear_BatchNorm_ReLU, cases=[
         [("x", (4, 5)), ("w", (5, 3)), ("b", (3,)), ("gamma", (3,)), ("beta", (3,)),
          ("bn_param", {"mode": "train"})],

@@ -52,6 +52,10 @@ LAYERS = {
     "ChannelPad": (lambda: L.ChannelPad.forward(r(1, 1, 2, 2), 1, 1), L.ChannelPad.backward),
     "AdaptiveAvgPool": (lambda: L.AdaptiveAvgPool.forward(r(1, 1, 5, 5), 2),
                         L.AdaptiveAvgPool.backward),
+    "SpatialBatchNormReLU": (lambda: L.SpatialBatchNormReLU.forward(r(2, 3, 2, 2), r(3), r(3),
+                                                                    dict(BN)),
+                             L.SpatialBatchNormReLU.backward),
+    "AddReLU": (lambda: L.AddReLU.forward(r(2, 3), r(2, 3, seed=1)), L.AddReLU.backward),
 }
 
 

@@ -546,3 +546,6 @@ def relu_backward(dout, x):
     dx = np.empty_like(dout)
     _eltwise.relu_backward(dout.reshape(-1), x.reshape(-1), dx.reshape(-1))
     return dx
+
+
+from .fused import *  # noqa: E402,F401,F403 - batch norm + ReLU, add + ReLU (see fused.py)

@@ -6,6 +6,7 @@ Arrays are NCHW; every layer works in float32 and float64 and returns the input'
 from .conv import Conv, FastConv
 from .activation import ReLU6, Sigmoid
 from .dropout import Dropout
+from .fused import AddReLU, SpatialBatchNormReLU
 from .join import Add, ChannelConcat, ChannelScale
 from .linear import Linear, Linear_ReLU, ReLU
 from .norm import BatchNorm, LayerNorm, SpatialBatchNorm, SpatialGroupNorm
@@ -20,6 +21,8 @@ __all__ = [
     "BatchNorm", "SpatialBatchNorm", "LayerNorm", "SpatialGroupNorm",
     "Conv_ReLU", "Conv_ReLU_Pool", "Conv_BatchNorm_ReLU", "Conv_BatchNorm_ReLU_Pool",
     "Linear_BatchNorm_ReLU",
+    # fused pairs (one compiled kernel each; the same math as the unfused chain)
+    "SpatialBatchNormReLU", "AddReLU",
     # building blocks of the architectures (minidl.nn)
     "Flatten", "Sigmoid", "ReLU6", "Add", "ChannelConcat", "ChannelSlice", "ChannelShuffle",
     "ChannelScale", "Pad", "Subsample", "ChannelPad", "AdaptiveAvgPool",

@@ -102,6 +102,52 @@ def _check_affine(layer, x, gamma, beta, C, allowed_shapes):
     check_same_dtype(layer, x=x, gamma=gamma, beta=beta)
 
 
+def _bn_settings(layer, params_name, x, gamma, beta, bn_param):
+    """Check gamma, beta (C,) and bn_param for x (N, C, ...) and read the settings.
+
+    Returns bn_param (a dict), mode, eps, momentum and running: {'running_mean',
+    'running_var'} -> the given (C,) arrays, or zeros when absent (see the module docstring).
+    """
+    C = x.shape[1]
+    _check_affine(layer, x, gamma, beta, C, [(C,)])
+    bn_param = _check_param_dict(layer, params_name, bn_param, BN_PARAM_KEYS)
+    mode = bn_param.get("mode")
+    if mode not in ("train", "test"):
+        raise ValueError(f"{layer}: {params_name}['mode'] must be 'train' or 'test', "
+                         f"got {mode!r}")
+    eps = check_eps(layer, f"{params_name}['eps']", bn_param.get("eps", 1e-5))
+    momentum = check_momentum(layer, f"{params_name}['momentum']", bn_param.get("momentum", 0.9))
+    running = {}
+    for key in ("running_mean", "running_var"):
+        r = bn_param.get(key)
+        if r is None:
+            r = np.zeros(C, dtype=x.dtype)
+        else:
+            check_array(layer, f"{params_name}['{key}']", r)
+            check_shape(layer, f"{params_name}['{key}']", r, (C,))
+        running[key] = r
+    return bn_param, mode, eps, momentum, running
+
+
+def _check_batch_statistics(layer, x):
+    if x.size // x.shape[1] < 2:
+        raise ValueError(f"{layer}: training mode needs more than one value per feature "
+                         f"to compute batch statistics, got x {x.shape}")
+
+
+def _update_running(bn_param, running, momentum, mean, var, x):
+    """Write the new running statistics into bn_param: running = momentum * running +
+    (1 - momentum) * batch, in each running array's dtype; mean, var (C,) are the batch's
+    (biased) statistics in x's dtype, var made unbiased first when
+    bn_param['unbiased_running_var'] is set."""
+    if bn_param.get("unbiased_running_var", False):
+        M = x.size // x.shape[1]
+        var = var * (M / (M - 1))
+    rm, rv = running["running_mean"], running["running_var"]
+    bn_param["running_mean"] = (momentum * rm + (1 - momentum) * mean).astype(rm.dtype, copy=False)
+    bn_param["running_var"] = (momentum * rv + (1 - momentum) * var).astype(rv.dtype, copy=False)
+
+
 def _fused_backward(dout, c):
     """The compiled training-mode gradient (the closed form of _standardize_backward, in two
     passes over memory) for a cache made by the compiled forward."""
@@ -143,32 +189,12 @@ class BatchNorm:
         formulas in two passes over memory, without keeping xhat); backward then goes through
         its compiled gradient (see SpatialBatchNorm.backward)."""
         C = x.shape[1]
-        _check_affine(layer, x, gamma, beta, C, [(C,)])
-        bn_param = _check_param_dict(layer, params_name, bn_param, BN_PARAM_KEYS)
-        mode = bn_param.get("mode")
-        if mode not in ("train", "test"):
-            raise ValueError(f"{layer}: {params_name}['mode'] must be 'train' or 'test', "
-                             f"got {mode!r}")
-        eps = check_eps(layer, f"{params_name}['eps']", bn_param.get("eps", 1e-5))
-        momentum = check_momentum(layer, f"{params_name}['momentum']",
-                                  bn_param.get("momentum", 0.9))
-        running = {}
-        for key in ("running_mean", "running_var"):
-            r = bn_param.get(key)
-            if r is None:
-                r = np.zeros(C, dtype=x.dtype)
-            else:
-                check_array(layer, f"{params_name}['{key}']", r)
-                check_shape(layer, f"{params_name}['{key}']", r, (C,))
-            running[key] = r
-
+        bn_param, mode, eps, momentum, running = _bn_settings(layer, params_name, x, gamma, beta,
+                                                              bn_param)
         axes = (0,) + tuple(range(2, x.ndim))
         pshape = (1, C) + (1,) * (x.ndim - 2)
         if mode == "train":
-            M = x.size // C
-            if M < 2:
-                raise ValueError(f"{layer}: training mode needs more than one value per feature "
-                                 f"to compute batch statistics, got x {x.shape}")
+            _check_batch_statistics(layer, x)
             fused = fused and _kernels.direct_available()
             if fused:
                 out, mean64, var64 = _kernels.batchnorm_forward_train(x, gamma, beta, eps)
@@ -177,14 +203,7 @@ class BatchNorm:
                 xhat, istd = None, None
             else:
                 xhat, mean, var, istd = _standardize(x, axes, eps)
-            batch_var = var.reshape(C)
-            if bn_param.get("unbiased_running_var", False):
-                batch_var = batch_var * (M / (M - 1))
-            rm, rv = running["running_mean"], running["running_var"]
-            bn_param["running_mean"] = (momentum * rm + (1 - momentum) * mean.reshape(C)
-                                        ).astype(rm.dtype, copy=False)
-            bn_param["running_var"] = (momentum * rv + (1 - momentum) * batch_var
-                                       ).astype(rv.dtype, copy=False)
+            _update_running(bn_param, running, momentum, mean.reshape(C), var.reshape(C), x)
         else:
             fused = False
             mean = running["running_mean"].astype(x.dtype, copy=False).reshape(pshape)
