@@ -1,4 +1,8 @@
-"""Atomic file writes: every checkpoint, state file and plot minidl writes goes through here."""
+"""Atomic file writes: every checkpoint, state file and plot minidl writes goes through here.
+
+    atomic_open(path)      a file that appears complete or not at all
+    save_png(fig, path)    a matplotlib Figure written through atomic_open
+"""
 import contextlib
 import os
 import tempfile
@@ -29,3 +33,12 @@ def atomic_open(path, mode="wb"):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def save_png(fig, path):
+    """Write a matplotlib Figure to path as PNG, atomically (see atomic_open); returns the
+    path. Needs no matplotlib import here: the figure brings its own."""
+    path = os.fspath(path)
+    with atomic_open(path) as f:
+        fig.savefig(f, format="png")
+    return path

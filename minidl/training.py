@@ -22,6 +22,8 @@ Pieces, usable from notebooks too:
     build_model(name, ...)     a coursework model or a zoo model wrapped in ClassifierModel
     load_data(name, ...)       digits (embedded) or CIFAR-10 (python batches)
     read_run_settings(path)    the settings and epoch count a run's checkpoint holds
+    load_run_model(path)       the model a run's checkpoint holds, rebuilt from its settings
+    input_fit, upsample        how a zoo model is fed images of a given size
 
 Digits are 8x8x1. Zoo models are built with in_channels=1 and fed the 8x8 images as they
 are when the model's shape inference accepts them (the CIFAR ResNets do: 8x8 -> 4x4 -> 2x2
@@ -39,12 +41,13 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._io import atomic_open
+from ._io import save_png
 from .solver import Solver, TrainingDivergedError, read_checkpoint
 
 __all__ = ["TrainingRun", "Callback", "EpochEnd", "CallbackSolver", "stop_on_interrupt",
-           "save_curves", "build_model", "load_data", "fit_input", "num_params",
-           "read_run_settings", "RUN_SETTINGS", "COURSEWORK_MODELS", "DATASETS"]
+           "save_curves", "build_model", "load_data", "fit_input", "input_fit", "upsample",
+           "num_params", "load_run_model",
+           "read_run_settings", "DATA_SHAPES", "RUN_SETTINGS", "COURSEWORK_MODELS", "DATASETS"]
 
 # The settings that define a run: stored in its checkpoint (see read_run_settings), so that a
 # resumed run continues with them. name -> default.
@@ -204,10 +207,7 @@ def save_curves(solver, path, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = os.fspath(path)
-    with atomic_open(path) as f:
-        fig.savefig(f, format="png")
-    return path
+    return save_png(fig, path)
 
 
 # --------------------------------------------------------------------------- data
@@ -256,17 +256,17 @@ def load_data(name, data_dir=None, dtype=np.float32, num_train=None):
     return data, desc
 
 
-def fit_input(model, data, arch):
-    """Feed the images as they are when the zoo module accepts their shape, else upsample
-    them (nearest neighbour, integer factor) to the module's natural input size. Returns
-    (data, note)."""
+def input_fit(module, shape, arch):
+    """How images of shape (C, H, W) are fed to a zoo module: as they are when its shape
+    inference accepts them, else upsampled by an integer factor (nearest neighbour) to its
+    natural input size. Returns (factor, note): factor 1 means as is; ValueError when
+    neither size fits."""
     from .nn import ShapeError
 
-    module = model.module
-    shape = tuple(data["X_train"].shape[1:])
+    shape = tuple(shape)
     try:
         module.output_shape(shape)
-        return data, f"{'x'.join(map(str, shape))} as is ({arch} accepts it)"
+        return 1, f"{'x'.join(map(str, shape))} as is ({arch} accepts it)"
     except ShapeError as e:
         first_error = e
     natural = getattr(module, "default_input", (shape[0], 32, 32))[1]
@@ -277,14 +277,31 @@ def fit_input(model, data, arch):
     except ShapeError:
         raise ValueError(f"{arch} cannot take {shape} inputs ({first_error}), nor "
                          f"{new_shape} after upsampling") from None
+    return factor, (f"{'x'.join(map(str, shape))} upsampled x{factor} (nearest) to "
+                    f"{'x'.join(map(str, new_shape))}: {arch} cannot take "
+                    f"{shape[1]}x{shape[2]} inputs")
+
+
+def upsample(X, factor):
+    """Images X (N, C, H, W) -> (N, C, factor*H, factor*W), each pixel repeated (nearest
+    neighbour); X itself when factor is 1."""
+    if factor == 1:
+        return X
+    return np.ascontiguousarray(np.repeat(np.repeat(X, factor, axis=2), factor, axis=3))
+
+
+def fit_input(model, data, arch):
+    """Feed the images as they are when the zoo module accepts their shape, else upsample
+    them (nearest neighbour, integer factor) to the module's natural input size (see
+    input_fit). Returns (data, note)."""
+    factor, note = input_fit(model.module, data["X_train"].shape[1:], arch)
+    if factor == 1:
+        return data, note
     out = dict(data)
     for key, X in data.items():
         if key.startswith("X_"):
-            out[key] = np.ascontiguousarray(np.repeat(np.repeat(X, factor, axis=2), factor,
-                                                      axis=3))
-    return out, (f"{'x'.join(map(str, shape))} upsampled x{factor} (nearest) to "
-                 f"{'x'.join(map(str, new_shape))}: {arch} cannot take "
-                 f"{shape[1]}x{shape[2]} inputs")
+            out[key] = upsample(X, factor)
+    return out, note
 
 
 # --------------------------------------------------------------------------- models
@@ -368,15 +385,60 @@ def num_params(model):
 
 # --------------------------------------------------------------------------- the run
 
-def read_run_settings(path):
-    """(settings, num_epochs) from a checkpoint that a TrainingRun wrote; ValueError when the
-    checkpoint holds no run settings (a plain Solver checkpoint)."""
-    ckpt = read_checkpoint(path)
+def _run_settings(path, ckpt):
     extra = ckpt.get("extra") or {}
     if extra.get("command") != RUN_CHECKPOINT_COMMAND:
         raise ValueError(f"{path!r} was not written by `minidl train` (it has no run "
                          "settings); resume it with Solver.load_checkpoint")
-    return dict(extra["settings"]), ckpt["num_epochs"]
+    return dict(extra["settings"])
+
+
+def read_run_settings(path):
+    """(settings, num_epochs) from a checkpoint that a TrainingRun wrote; ValueError when the
+    checkpoint holds no run settings (a plain Solver checkpoint)."""
+    ckpt = read_checkpoint(path)
+    return _run_settings(path, ckpt), ckpt["num_epochs"]
+
+
+# (C, H, W) of each data set's images as load_data returns them
+DATA_SHAPES = {"digits": (1, 8, 8), "cifar10": (3, 32, 32)}
+
+
+def load_run_model(path):
+    """The model of a `minidl train` checkpoint, with the parameters it holds (those of its
+    last completed epoch), rebuilt from the run's settings as TrainingRun built it.
+
+    Returns (model, settings, input_shape): model as build_model returns it (a coursework
+    model, or a zoo module in ClassifierModel); settings the run's (RUN_SETTINGS keys);
+    input_shape the (C, H, W) the run fed the model (the data's images, upsampled when
+    the model needed larger ones; see input_fit). ValueError when the checkpoint was not
+    written by `minidl train` or does not match the model its settings build.
+    """
+    ckpt = read_checkpoint(path)
+    s = _run_settings(path, ckpt)
+    dims = DATA_SHAPES[s["data"]]
+    model, _ = build_model(s["model"], dims, 10, np.dtype(s["dtype"]).type, s["seed"],
+                           s["reg"])
+    if hasattr(model, "module"):
+        factor, _ = input_fit(model.module, dims, s["model"])
+        dims = (dims[0], dims[1] * factor, dims[2] * factor)
+    saved = ckpt.get("model")
+    if hasattr(saved, "params"):
+        # A checkpoint that holds the model object itself: parameters and running
+        # statistics (batch norm) come with it.
+        model = saved
+    else:
+        params = ckpt["params"]
+        if hasattr(model, "module"):
+            model.params = params  # strict: every parameter, each of its shape
+        else:
+            mine = {k: np.shape(v) for k, v in model.params.items()}
+            theirs = {k: np.shape(v) for k, v in params.items()}
+            if mine != theirs:
+                raise ValueError(f"{path!r}: its parameters {theirs} do not match the "
+                                 f"{s['model']} its settings build ({mine})")
+            model.params = {k: np.asarray(v, dtype=model.dtype) for k, v in params.items()}
+    return model, s, dims
 
 
 class TrainingRun:
