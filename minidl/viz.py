@@ -45,8 +45,8 @@ from .layers.conv import FastConv
 from .losses import log_softmax
 from .nn import Conv2d, Linear, Module, ReLU, ReLU6
 
-__all__ = ["filter_grid", "filters", "layer_names", "get_layer", "activations", "saliency", "occlusion",
-           "class_visualization", "fooling_image", "deconv", "UnknownLayerError",
+__all__ = ["filter_grid", "filters", "layer_names", "get_layer", "activations", "saliency",
+           "occlusion", "class_visualization", "fooling_image", "deconv", "UnknownLayerError",
            "NotFooledError"]
 
 # CS231n's class visualisation and fooling images work on 3 x 224 x 224 images; step sizes

@@ -327,7 +327,7 @@ def _cmap(name):
     grey maps (whose white is a value)."""
     import matplotlib
 
-    return matplotlib.colormaps[name].with_extremes(bad="#5b8bd0" if name == "gray" else "white")
+    return matplotlib.colormaps[name].with_extremes(bad="#a9c1e6" if name == "gray" else "white")
 
 
 def _show(ax, image, subject=None, title=None, cmap="gray", **kwargs):
@@ -431,21 +431,36 @@ def _draw_activations(subject, args):
     return fig
 
 
+def _columns(subject, rows, title):
+    """A figure with one column per input image: the image on top, then one panel per entry
+    of rows, a function (ax, i) that draws image i's panel."""
+    n = len(subject.images)
+    fig = _figure(max(2.3 * n, 4.6), 2.45 * (len(rows) + 1) + 0.4)
+    axes = np.array(fig.subplots(len(rows) + 1, n, squeeze=False))
+    for i in range(n):
+        _show(axes[0, i], subject.images[i], subject, _caption(subject, i))
+        for r, draw in enumerate(rows, start=1):
+            draw(axes[r, i], i)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _colorbar(fig, artist, ax, label=None):
+    fig.colorbar(artist, ax=ax, orientation="horizontal", shrink=0.9, pad=0.02, label=label)
+
+
 def _draw_saliency(subject, args):
     classes = _classes(subject, args)
     maps = viz.saliency(subject.module, subject.images, classes)
     predicted = _predict(subject.module, subject.images)
-    n = len(maps)
-    fig = _figure(6.4, 3.0 * n + 0.4)
-    for i in range(n):
-        _show(fig.add_subplot(n, 2, 2 * i + 1), subject.images[i], subject,
-              _caption(subject, i, int(predicted[i])))
-        ax = fig.add_subplot(n, 2, 2 * i + 2)
-        artist = _show(ax, maps[i], cmap="hot", title=f"saliency of class {int(classes[i])}: "
-                       "max over channels")
-        fig.colorbar(artist, ax=ax, shrink=0.8, label="|d score / d pixel|")
-    fig.suptitle(f"saliency maps (Simonyan et al. 2014): {subject.name}", fontsize=10)
-    return fig
+
+    def draw(ax, i):
+        artist = _show(ax, maps[i], cmap="hot",
+                       title=f"class {int(classes[i])} (predicted {int(predicted[i])})")
+        _colorbar(ax.figure, artist, ax, "|d score / d pixel|")
+
+    return _columns(subject, [draw], "saliency maps (Simonyan et al. 2014), max over channels "
+                    f"of |d score / d pixel|:\n{subject.name}")
 
 
 def _draw_occlusion(subject, args):
@@ -456,27 +471,25 @@ def _draw_occlusion(subject, args):
     fill = 0.0 if args.fill is None else args.fill
     maps = viz.occlusion(subject.module, subject.images, classes, patch=patch, stride=stride,
                          fill=fill)
-    fig = _figure(6.6, 3.0 * N + 0.4)
-    for i in range(N):
-        _show(fig.add_subplot(N, 2, 2 * i + 1), subject.images[i], subject, _caption(subject, i))
-        ax = fig.add_subplot(N, 2, 2 * i + 2)
-        ho, wo = maps[i].shape
-        # Cell (r, c) drawn over the centre of the patch it stands for, in image pixels.
-        half = (patch - 1) / 2
-        extent = (half - stride / 2, half + (wo - 0.5) * stride,
-                  half + (ho - 0.5) * stride, half - stride / 2)
+    ho, wo = maps.shape[1:]
+    # Cell (r, c) drawn over the centre of the patch it stands for, in image pixels.
+    half = (patch - 1) / 2
+    extent = (half - stride / 2, half + (wo - 0.5) * stride,
+              half + (ho - 0.5) * stride, half - stride / 2)
+
+    def draw(ax, i):
         artist = ax.imshow(maps[i], cmap="viridis", vmin=0, vmax=1, extent=extent,
                            interpolation="nearest")
         ax.set_xlim(-0.5, W - 0.5)
         ax.set_ylim(H - 0.5, -0.5)
-        ax.set_xlabel("patch centre, column (pixels)", fontsize=8)
-        ax.set_ylabel("row", fontsize=8)
-        ax.set_title(f"p(class {int(classes[i])}) with a {patch}x{patch} patch of {fill:g}",
-                     fontsize=9)
-        fig.colorbar(artist, ax=ax, shrink=0.8, label="probability")
-    fig.suptitle(f"occlusion sensitivity (Zeiler & Fergus 2014), stride {stride}: "
-                 f"{subject.name}", fontsize=10)
-    return fig
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"p(class {int(classes[i])}), min {maps[i].min():.2f}", fontsize=9)
+        _colorbar(ax.figure, artist, ax, "at the patch's centre")
+
+    return _columns(subject, [draw], f"occlusion (Zeiler & Fergus 2014): the class probability "
+                    f"with a {patch}x{patch} patch of {fill:g}, stride {stride}:\n"
+                    f"{subject.name}")
 
 
 def _draw_class(subject, args):
@@ -507,23 +520,23 @@ def _draw_fooling(subject, args):
         raise ValueError(str(e)) from None
     before = _predict(subject.module, subject.images)
     after = _predict(subject.module, fooled)
-    n = len(fooled)
-    fig = _figure(8.4, 2.8 * n + 0.5)
-    for i in range(n):
-        diff = fooled[i] - subject.images[i]
-        distance = float(np.sqrt(np.sum(diff.astype(np.float64) ** 2)))
+    diff = fooled - subject.images
+
+    def draw_fooled(ax, i):
+        ax.set_xlabel(f"predicted {int(before[i])} before", fontsize=9)
+        _show(ax, fooled[i], subject, f"fooling image: predicted {int(after[i])}")
+
+    def draw_difference(ax, i):
+        distance = float(np.sqrt(np.sum(diff[i].astype(np.float64) ** 2)))
         relative = distance / max(float(np.linalg.norm(subject.images[i])), 1e-12)
-        _show(fig.add_subplot(n, 3, 3 * i + 1), subject.images[i], subject,
-              _caption(subject, i, int(before[i])))
-        _show(fig.add_subplot(n, 3, 3 * i + 2), fooled[i], subject,
-              f"fooling image: predicted {int(after[i])}")
-        ax = fig.add_subplot(n, 3, 3 * i + 3)
-        bound = float(np.abs(diff).max()) or 1.0
-        artist = _show(ax, diff, cmap="RdBu_r", vmin=-bound, vmax=bound,
-                       title=f"difference, L2 {distance:.3g} ({100 * relative:.0f}% of |x|)")
-        fig.colorbar(artist, ax=ax, shrink=0.8)
-    fig.suptitle(f"fooling image for class {args.class_}: {subject.name}", fontsize=10)
-    return fig
+        bound = float(np.abs(diff[i]).max()) or 1.0
+        artist = _show(ax, diff[i], cmap="RdBu_r", vmin=-bound, vmax=bound,
+                       title=f"difference: L2 {distance:.3g}\n({100 * relative:.0f}% of the "
+                       "image's)")
+        _colorbar(ax.figure, artist, ax)
+
+    return _columns(subject, [draw_fooled, draw_difference],
+                    f"fooling image for class {args.class_}:\n{subject.name}")
 
 
 def _draw_deconv(subject, args):
@@ -540,21 +553,18 @@ def _draw_deconv(subject, args):
                 else flat.max(axis=2).argmax(axis=1))
     recon = np.concatenate([viz.deconv(subject.module, subject.images[i:i + 1], layer,
                                        int(channels[i])) for i in range(len(maps))])
-    n = len(recon)
-    fig = _figure(6.4, 3.0 * n + 0.4)
-    for i in range(n):
-        _show(fig.add_subplot(n, 2, 2 * i + 1), subject.images[i], subject, _caption(subject, i))
-        r = recon[i].mean(axis=0) if recon.shape[1] != 3 else recon[i]
+
+    def draw(ax, i):
+        r = recon[i] if recon.shape[1] == 3 else recon[i].mean(axis=0)
         bound = float(np.abs(r).max()) or 1.0
-        ax = fig.add_subplot(n, 2, 2 * i + 2)
         top = float(flat[i, channels[i]].max())
         artist = _show(ax, r, cmap="RdBu_r", vmin=-bound, vmax=bound,
-                       title=f"{layer} channel {int(channels[i])} (top activation {top:.3g})")
+                       title=f"channel {int(channels[i])}, top value {top:.3g}")
         if recon.shape[1] != 3:
-            fig.colorbar(artist, ax=ax, shrink=0.8, label="reconstruction")
-    fig.suptitle(f"guided backpropagation of the strongest activation: {subject.name}",
-                 fontsize=10)
-    return fig
+            _colorbar(ax.figure, artist, ax)
+
+    return _columns(subject, [draw], f"guided backpropagation of the strongest activation of "
+                    f"a {layer} channel:\n{subject.name}")
 
 
 _DRAW = {"activations": _draw_activations, "saliency": _draw_saliency,
