@@ -322,6 +322,16 @@ def _tiles(a, normalize, ncols=None):
     return grid[0]
 
 
+def _suptitle(fig, text):
+    """The figure's title, each line wrapped to the figure's width (about 11 characters per
+    inch at 10 points)."""
+    import textwrap
+
+    width = max(30, int(fig.get_figwidth() * 11))
+    fig.suptitle("\n".join(textwrap.fill(line, width) for line in text.split("\n")),
+                 fontsize=10)
+
+
 def _cmap(name):
     """A colormap whose NaN (grid padding) shows apart from its colours: white, or blue for
     grey maps (whose white is a value)."""
@@ -427,7 +437,7 @@ def _draw_activations(subject, args):
             ax_map.set_xlabel("unit")
             ax_map.set_ylabel("activation")
             ax_map.set_title(f"{layer}: {values.size} values", fontsize=9)
-    fig.suptitle(f"activations of {layer}: {subject.name}", fontsize=10)
+    _suptitle(fig, f"activations of {layer}: {subject.name}")
     return fig
 
 
@@ -441,7 +451,7 @@ def _columns(subject, rows, title):
         _show(axes[0, i], subject.images[i], subject, _caption(subject, i))
         for r, draw in enumerate(rows, start=1):
             draw(axes[r, i], i)
-    fig.suptitle(title, fontsize=10)
+    _suptitle(fig, title)
     return fig
 
 
@@ -507,8 +517,7 @@ def _draw_class(subject, args):
     ax.set_ylabel(f"score of class {args.class_}")
     ax.grid(alpha=0.3)
     ax.set_title("the target score during the ascent", fontsize=9)
-    fig.suptitle(f"class visualisation (gradient ascent on the input): {subject.name}",
-                 fontsize=10)
+    _suptitle(fig, f"class visualisation (gradient ascent on the input): {subject.name}")
     return fig
 
 
