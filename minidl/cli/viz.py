@@ -26,8 +26,8 @@ KINDS = {
     "occlusion": "the class probability while a grey patch slides over the image (ZFNet)",
     "class": "an image the model takes for --class K: gradient ascent on the input (CS231n)",
     "fooling": "the input moved by small gradient steps until the model says --class K",
-    "deconv": "a channel's strongest activation projected back to the input (guided "
-              "backpropagation)",
+    "deconv": "a channel's strongest activation projected back to the input\n"
+              "               (guided backpropagation)",
 }
 
 # Options that only some kinds take: dest -> (flag, kinds). Giving one to another kind is a
@@ -80,8 +80,8 @@ def _indices(text):
 
 
 def add_arguments(parser):
-    parser.description = ("Draw what a network sees, as a PNG: " + "; ".join(
-        f"{k}: {v}" for k, v in KINDS.items()) + ".")
+    parser.description = "Draw what a network sees, as a PNG:\n" + "\n".join(
+        f"  {k:13s}{v}" for k, v in KINDS.items())
     parser.epilog = EXAMPLES
     parser.add_argument("kind", choices=list(KINDS), help="what to draw")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -101,32 +101,33 @@ def add_arguments(parser):
     parser.add_argument("--class", dest="class_", type=nonneg_int, metavar="K",
                         help="the class: saliency and occlusion (default: the label, else the "
                         "prediction); class and fooling (required: the target)")
-    parser.add_argument("--channel", type=nonneg_int,
+    parser.add_argument("--channel", type=nonneg_int, metavar="C",
                         help="deconv: the channel (default: each image's most active one)")
-    parser.add_argument("--patch", type=positive_int,
+    parser.add_argument("--patch", type=positive_int, metavar="P",
                         help="occlusion: the patch side (default: a quarter of the image)")
-    parser.add_argument("--stride", type=positive_int,
+    parser.add_argument("--stride", type=positive_int, metavar="S",
                         help="occlusion: the patch's step (default: half the patch)")
-    parser.add_argument("--fill", type=float,
+    parser.add_argument("--fill", type=float, metavar="V",
                         help="occlusion: the patch's value (default 0, the data's mean)")
-    parser.add_argument("--steps", type=positive_int,
+    parser.add_argument("--steps", type=positive_int, metavar="N",
                         help="class: gradient steps (default 100); fooling: the most steps "
                         "(default 1000)")
-    parser.add_argument("--lr", type=positive_float,
+    parser.add_argument("--lr", type=positive_float, metavar="X",
                         help="class, fooling: the L2 length of a step (default: CS231n's 25 "
                         "and 1 for 3x224x224 images, scaled to the image's size)")
-    parser.add_argument("--l2-reg", type=nonneg_float, help="class: L2 penalty (default 1e-3)")
-    parser.add_argument("--jitter", type=nonneg_int,
+    parser.add_argument("--l2-reg", type=nonneg_float, metavar="X",
+                        help="class: L2 penalty (default 1e-3)")
+    parser.add_argument("--jitter", type=nonneg_int, metavar="PIXELS",
                         help="class: the largest random shift in pixels (default: 16 at 224 "
                         "pixels, scaled)")
-    parser.add_argument("--blur-every", type=nonneg_int,
+    parser.add_argument("--blur-every", type=nonneg_int, metavar="N",
                         help="class: blur every N steps (default 10; 0: never)")
     parser.add_argument("--seed", type=int, default=0, help="seed (weights, noise; default 0)")
     parser.add_argument("--dtype", choices=("float32", "float64"),
                         help="--model: dtype of the weights (default float32)")
     parser.add_argument("--num-classes", type=positive_int, metavar="K",
                         help="--model: number of classes (default 10)")
-    parser.add_argument("--threads", type=positive_int,
+    parser.add_argument("--threads", type=positive_int, metavar="N",
                         help="threads for kernels and BLAS (default: 1 for images up to "
                         "32x32, else all)")
     parser.add_argument("-o", "--output", metavar="FILE.png",
@@ -260,9 +261,8 @@ def _subject(args):
                    if trained_shape else "")
         raise ValueError(f"the model{trained} cannot take the input's shape "
                          f"{tuple(images.shape[1:])}: {e}") from None
-    value_range = None
-    if data == "digits" and args.input is None or (data == "digits"
-                                                   and args.input.lower().endswith(".png")):
+    value_range = None  # the valid input values: known for the digits and digit-like PNGs
+    if data == "digits" and (args.input is None or args.input.lower().endswith(".png")):
         digits, _ = _digits()
         value_range = (float(digits["X_train"].min()), float(digits["X_train"].max()))
     return _Subject(module, name, np.ascontiguousarray(images, dtype=dtype), captions, labels,
