@@ -1,5 +1,6 @@
 """Files: atomic writes (every checkpoint, state file and plot minidl writes goes through
-atomic_open) and the one .npz layout of model files (save_npz / load_npz)."""
+atomic_open), the one .npz layout of model files (save_npz / load_npz) and PNG figures
+(save_png)."""
 import contextlib
 import json
 import os
@@ -123,3 +124,12 @@ def load_npz(path, owner, error=ValueError):
         raise error(f"{owner}: cannot read {os.fspath(path)!r} as a minidl .npz file ({e})") \
             from None
     return arrays, meta
+
+
+def save_png(fig, path):
+    """Write a matplotlib Figure to path as PNG, atomically (see atomic_open); returns the
+    path. Needs no matplotlib import here: the figure brings its own."""
+    path = os.fspath(path)
+    with atomic_open(path) as f:
+        fig.savefig(f, format="png")
+    return path

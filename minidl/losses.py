@@ -1,8 +1,9 @@
 """Classification losses: softmax (cross-entropy) and multiclass SVM (hinge), averaged over N,
 and the L2 regularisation term the models add to them.
 
-Both losses take scores x (N, C) and integer labels y (N,) with 0 <= y[i] < C, and return
-(loss, dx): loss a scalar of x's dtype, dx (N, C) of x's dtype.
+Both take scores x (N, C) and integer labels y (N,) with 0 <= y[i] < C, and return
+(loss, dx): loss a scalar of x's dtype, dx (N, C) of x's dtype. log_softmax(x) gives the
+log-probabilities softmax_loss uses (np.exp of it: the class probabilities).
 """
 import numpy as np
 
@@ -29,6 +30,14 @@ def _check_scores_labels(loss, x, y):
     return y
 
 
+def log_softmax(x):
+    """x (N, C) scores -> log softmax(x) (N, C), row by row, of x's dtype. Computed from
+    shifted scores (x - max per row), so large scores do not overflow."""
+    check_array("log_softmax", "x", x, ndim=2)
+    shifted = x - x.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
 def softmax_loss(x, y):
     """Softmax cross-entropy: loss = -mean_i log softmax(x_i)[y_i].
 
@@ -37,9 +46,7 @@ def softmax_loss(x, y):
     """
     y = _check_scores_labels("softmax_loss", x, y)
     N = x.shape[0]
-    shifted = x - x.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    log_probs = shifted - log_norm
+    log_probs = log_softmax(x)
     rows = np.arange(N)
     loss = -log_probs[rows, y].mean()
     dx = np.exp(log_probs)

@@ -24,6 +24,7 @@ Pieces, usable from notebooks too:
     load_data(name, ...)       digits (embedded) or CIFAR-10 (python batches)
     read_run_settings(path)    the settings and epoch count a run's checkpoint holds
     load_run_model(path)       the model of a run's checkpoint, rebuilt from its settings
+    input_fit, upsample        how a zoo model is fed images of a given size
 
 Digits are 8x8x1. Zoo models are built with in_channels=1 and fed the 8x8 images as they
 are when the model's shape inference accepts them (the CIFAR ResNets do: 8x8 -> 4x4 -> 2x2
@@ -41,12 +42,13 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._io import atomic_open
+from ._io import save_png
 from .solver import Solver, TrainingDivergedError, load_model_state, read_checkpoint
 
 __all__ = ["TrainingRun", "Callback", "EpochEnd", "CallbackSolver", "stop_on_interrupt",
            "InterruptedAfterTraining", "save_curves", "build_model", "load_data", "fit_input",
-           "num_params", "read_run_settings", "load_run_model", "RUN_SETTINGS",
+           "input_fit", "upsample", "num_params", "read_run_settings", "load_run_model",
+           "RUN_SETTINGS",
            "COURSEWORK_MODELS", "DATASETS"]
 
 # The settings that define a run: stored in its checkpoint (see read_run_settings), so that a
@@ -219,10 +221,7 @@ def save_curves(solver, path, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = os.fspath(path)
-    with atomic_open(path) as f:
-        fig.savefig(f, format="png")
-    return path
+    return save_png(fig, path)
 
 
 # --------------------------------------------------------------------------- data
@@ -271,17 +270,17 @@ def load_data(name, data_dir=None, dtype=np.float32, num_train=None):
     return data, desc
 
 
-def fit_input(model, data, arch):
-    """Feed the images as they are when the zoo module accepts their shape, else upsample
-    them (nearest neighbour, integer factor) to the module's natural input size. Returns
-    (data, note)."""
+def input_fit(module, shape, arch):
+    """How images of shape (C, H, W) are fed to a zoo module: as they are when its shape
+    inference accepts them, else upsampled by an integer factor (nearest neighbour) to its
+    natural input size. Returns (factor, note): factor 1 means as is; ValueError when
+    neither size fits."""
     from .nn import ShapeError
 
-    module = model.module
-    shape = tuple(data["X_train"].shape[1:])
+    shape = tuple(shape)
     try:
         module.output_shape(shape)
-        return data, f"{'x'.join(map(str, shape))} as is ({arch} accepts it)"
+        return 1, f"{'x'.join(map(str, shape))} as is ({arch} accepts it)"
     except ShapeError as e:
         first_error = e
     natural = getattr(module, "default_input", (shape[0], 32, 32))[1]
@@ -292,14 +291,31 @@ def fit_input(model, data, arch):
     except ShapeError:
         raise ValueError(f"{arch} cannot take {shape} inputs ({first_error}), nor "
                          f"{new_shape} after upsampling") from None
+    return factor, (f"{'x'.join(map(str, shape))} upsampled x{factor} (nearest) to "
+                    f"{'x'.join(map(str, new_shape))}: {arch} cannot take "
+                    f"{shape[1]}x{shape[2]} inputs")
+
+
+def upsample(X, factor):
+    """Images X (N, C, H, W) -> (N, C, factor*H, factor*W), each pixel repeated (nearest
+    neighbour); X itself when factor is 1."""
+    if factor == 1:
+        return X
+    return np.ascontiguousarray(np.repeat(np.repeat(X, factor, axis=2), factor, axis=3))
+
+
+def fit_input(model, data, arch):
+    """Feed the images as they are when the zoo module accepts their shape, else upsample
+    them (nearest neighbour, integer factor) to the module's natural input size (see
+    input_fit). Returns (data, note)."""
+    factor, note = input_fit(model.module, data["X_train"].shape[1:], arch)
+    if factor == 1:
+        return data, note
     out = dict(data)
     for key, X in data.items():
         if key.startswith("X_"):
-            out[key] = np.ascontiguousarray(np.repeat(np.repeat(X, factor, axis=2), factor,
-                                                      axis=3))
-    return out, (f"{'x'.join(map(str, shape))} upsampled x{factor} (nearest) to "
-                 f"{'x'.join(map(str, new_shape))}: {arch} cannot take "
-                 f"{shape[1]}x{shape[2]} inputs")
+            out[key] = upsample(X, factor)
+    return out, note
 
 
 # --------------------------------------------------------------------------- models
@@ -399,17 +415,19 @@ def _run_settings(ckpt, path):
 
 
 def load_run_model(path, allow_pickle=False):
-    """(model, settings) of a checkpoint that a TrainingRun wrote: the model rebuilt from
-    the settings' name and options (build_model) with the checkpoint's parameters and
-    running statistics loaded into it (the current parameters, not the best ones). The
+    """(model, settings, input_shape) of a checkpoint that a TrainingRun wrote: the model
+    rebuilt from the settings' name and options (build_model) with the checkpoint's
+    parameters and running statistics loaded into it (the current parameters, not the best
+    ones), the run's settings (RUN_SETTINGS keys), and the (C, H, W) the run fed the model
+    (the data's images, upsampled when the model needed larger ones; see input_fit). The
     file runs no code (see minidl.solver.read_checkpoint)."""
     ckpt = read_checkpoint(path, allow_pickle=allow_pickle)
     settings, _ = _run_settings(ckpt, path)
-    input_dims = tuple(ckpt["data_shape"]["X_train"][1:])
+    input_dims = tuple(int(s) for s in ckpt["data_shape"]["X_train"][1:])
     model, _ = build_model(settings["model"], input_dims, 10, np.dtype(settings["dtype"]).type,
                            settings["seed"], settings["reg"])
     load_model_state(model, ckpt)
-    return model, settings
+    return model, settings, input_dims
 
 
 class TrainingRun:

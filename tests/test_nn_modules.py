@@ -304,6 +304,7 @@ LAYER_CASES = [
     ("linear", nn.Linear(6, 4), (6,)),
     ("batchnorm2d", nn.BatchNorm2d(3), (3, 3, 2)),
     ("batchnorm1d", nn.BatchNorm1d(5), (5,)),
+    ("layernorm", nn.LayerNorm(5), (5,)),
     ("maxpool ceil", nn.MaxPool2d(3, 2, ceil_mode=True), (2, 6, 7)),
     ("maxpool pad", nn.MaxPool2d(3, 2, padding=1), (2, 5, 5)),
     ("avgpool", nn.AvgPool2d(3, 2, padding=1), (2, 5, 6)),

@@ -15,7 +15,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ROOT / "assignments"
 # The course's order (issue 5): one notebook per topic.
 COURSE = ["01_fully_connected_and_gradcheck", "02_update_rules", "03_dropout",
-          "04_convolutional_networks", "05_batch_normalization", "06_cnn_architectures"]
+          "04_convolutional_networks", "05_batch_normalization", "06_cnn_architectures",
+          "07_visualizing_cnns"]
 NOTEBOOKS = [ASSIGNMENTS / f"{name}.ipynb" for name in COURSE]
 CELL_TIMEOUT = 300  # seconds per cell: generous, for a loaded CI machine; quick cells take ~1 s
 

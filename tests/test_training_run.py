@@ -129,8 +129,9 @@ def test_load_run_model_rebuilds_the_model_from_the_checkpoints_settings(tmp_pat
     settings = dict(SETTINGS, model="deepconvnet", update_rule="adam", lr=1e-3)
     run = TrainingRun(settings, epochs=1, checkpoint_path=tmp_path / "c.npz")
     run.train()
-    model, saved = load_run_model(tmp_path / "c.npz")
+    model, saved, input_shape = load_run_model(tmp_path / "c.npz")
     assert saved == run.settings and type(model) is type(run.model)
+    assert input_shape == run.data["X_train"].shape[1:]
     ckpt = read_checkpoint(tmp_path / "c.npz")
     for k, v in ckpt["params"].items():
         np.testing.assert_array_equal(model.params[k], v)

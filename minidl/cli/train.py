@@ -25,6 +25,7 @@ MATPLOTLIB_NOTE = "not written: matplotlib is not installed (pip install matplot
 
 EXAMPLES = """examples:
   minidl train --model resnet20 --data digits --epochs 2
+  minidl train --model deepconvnet --data digits --viz        # + first-layer filters.png
   minidl train --model deepconvnet --data digits --lr 5e-3 --lr-schedule cosine
   minidl train --model fc --data digits --update-rule sgd_momentum --lr 0.05 --num-train 500
   minidl train --model resnet20 --data cifar10 --data-dir ~/data --augment --epochs 30 \\
@@ -111,6 +112,9 @@ def add_arguments(parser):
                         "format)")
     parser.add_argument("--plot", metavar="PATH",
                         help="PNG of the loss and accuracy curves (default: OUT/curves.png)")
+    parser.add_argument("--viz", action="store_true",
+                        help="also write the first layer's filters of the trained model "
+                        "(filters.png beside the curves; see minidl viz)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar (the per-epoch lines stay)")
 
@@ -208,7 +212,8 @@ def _train(args):
     try:
         with stop_on_interrupt(run.solver, on_interrupt):
             finished = run.train(plot_path)
-            return _report(run, finished, ckpt_path, epochs, start)
+            filters_text = _write_filters(run, plot_path, s) if args.viz else None
+            return _report(run, finished, ckpt_path, epochs, start, filters_text)
     except TrainingDivergedError as e:
         note = f" Curves so far: {run.curves_path}" if run.curves_path else ""
         raise ValueError(f"training diverged: {e.detail}{note}") from None
@@ -231,14 +236,17 @@ def _warnings_as_lines():
         yield
 
 
-def _report(run, finished, ckpt_path, epochs, start):
-    """Print the end of a run (stopped early, or test accuracy and files); its exit status."""
+def _report(run, finished, ckpt_path, epochs, start, filters_text=None):
+    """Print the end of a run (stopped early, or test accuracy and files); its exit status.
+    filters_text: where --viz wrote the filter grid (None without --viz)."""
     curves_text = run.curves_path or MATPLOTLIB_NOTE
     if not finished:
         solver = run.solver
         print(f"interrupted after {solver.iteration} of {run.num_iterations} iterations "
               f"({solver.epoch} of {epochs} epochs complete); checkpoint saved: {ckpt_path}")
         print(f"curves: {curves_text}")
+        if filters_text:
+            print(f"filters: {filters_text}")
         print(f"resume with: minidl train --resume {ckpt_path}", flush=True)
         return EXIT_INTERRUPTED
 
@@ -250,5 +258,26 @@ def _report(run, finished, ckpt_path, epochs, start):
               f"{run.solver.best_epoch})")
     print(f"checkpoint: {ckpt_path}")
     print(f"curves: {curves_text}")
+    if filters_text:
+        print(f"filters: {filters_text}")
     print(f"time: {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _write_filters(run, plot_path, s):
+    """--viz: the first layer's filter grid of the trained model, beside the curves; returns
+    what to print after 'filters:'."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return MATPLOTLIB_NOTE
+    from .viz import write_filters
+
+    model = run.model
+    module = model.module if hasattr(model, "module") else model.to_module()
+    path = os.path.join(os.path.dirname(plot_path), "filters.png")
+    title = (f"{s['model']} on {s['data']}: best validation parameters (epoch "
+             f"{run.solver.best_epoch})")
+    written, layer = write_filters(module, path, title,
+                                   input_shape=run.data["X_train"].shape[1:])
+    return f"{written} ({layer})"

@@ -16,7 +16,13 @@ minidl.get_default_dtype() (float32, the course's torch.float; use np.float64 fo
 gradient checks); ``seed`` (every model) makes the weight initialisation reproducible
 (without it the weights come from NumPy's global generator, so np.random.seed works);
 ``device`` is accepted and must be 'cpu'; save/load use a NumPy .npz file.
+
+``to_module()`` gives each model as minidl.nn modules (a Sequential with the same parameters
+and running statistics), for the tools that work on modules: minidl.viz, minidl.summary,
+minidl.gradcheck.check_module.
 """
+from collections import OrderedDict
+
 import numpy as np
 
 from .._config import float_dtype
@@ -95,6 +101,54 @@ class _CourseworkModel:
         """X as an array of the model's dtype (the course's X.to(self.dtype))."""
         return np.asarray(X, dtype=self.dtype)
 
+    # -- as minidl.nn modules ------------------------------------------------------------
+    def to_module(self):
+        """This network as minidl.nn modules: a Sequential holding copies of the parameters
+        and batch-norm running statistics, in the model's dtype and in eval mode, whose
+        forward(X) gives the scores loss(X) gives (y=None, the test-time network). Dropout
+        has no module (at test time it is the identity).
+
+        Layers are numbered as the parameters are: W1 is conv1.weight (or fc1.weight,
+        transposed to PyTorch's (out, in)), gamma1 bn1.weight; the layers are conv{i},
+        bn{i}, relu{i}, pool{i}, flatten, fc{i} (ln{i} for layer norm). ``default_input``:
+        (C, H, W) for the convolutional nets, (D,) for the fully-connected ones.
+        """
+        from .. import nn  # models are built on nn (the layer order allows this import)
+
+        layers, state = OrderedDict(), {}
+        self._add_modules(nn, layers, state)
+        module = nn.Sequential(layers).astype(self.dtype)
+        module.load_state_dict(state)
+        module.default_input = self._default_input()
+        return module.eval()
+
+    def _add_linear(self, nn, layers, state, i):
+        W, b = self.params[f"W{i}"], self.params[f"b{i}"]
+        layers[f"fc{i}"] = nn.Linear(W.shape[0], W.shape[1])
+        state[f"fc{i}.weight"], state[f"fc{i}.bias"] = W.T, b
+
+    def _add_conv(self, nn, layers, state, i, pad):
+        W, b = self.params[f"W{i}"], self.params[f"b{i}"]
+        layers[f"conv{i}"] = nn.Conv2d(W.shape[1], W.shape[0], W.shape[2:], padding=pad)
+        state[f"conv{i}.weight"], state[f"conv{i}.bias"] = W, b
+
+    def _add_norm(self, nn, layers, state, i, kind):
+        """Batch norm (nn.BatchNorm1d/2d from bn_params[i - 1]) or layer norm after layer i."""
+        gamma, beta = self.params[f"gamma{i}"], self.params[f"beta{i}"]
+        norm_param = self.bn_params[i - 1]
+        eps = norm_param.get("eps", 1e-5)
+        name = f"ln{i}" if kind == "layernorm" else f"bn{i}"
+        state[f"{name}.weight"], state[f"{name}.bias"] = gamma, beta
+        if kind == "layernorm":
+            layers[name] = nn.LayerNorm(gamma.size, eps=eps)
+            return
+        layers[name] = (nn.BatchNorm2d if kind == "spatial" else nn.BatchNorm1d)(gamma.size,
+                                                                                 eps=eps)
+        # The course's layer starts both statistics at zero when a model was never trained.
+        for key in ("running_mean", "running_var"):
+            stat = norm_param.get(key)
+            state[f"{name}.{key}"] = np.zeros_like(gamma) if stat is None else stat
+
     def _add_l2(self, loss, grads, weight_names):
         """Add reg_scale * reg * sum(W^2) to loss and its gradient to grads[W]."""
         weights = {k: self.params[k] for k in weight_names}
@@ -158,6 +212,15 @@ class TwoLayerNet(_CourseworkModel):
         self.params["b1"] = self._zeros(hidden_dim)
         self.params["W2"] = self._gaussian(rng, weight_scale, (hidden_dim, num_classes))
         self.params["b2"] = self._zeros(num_classes)
+
+    def _default_input(self):
+        return (self.params["W1"].shape[0],)
+
+    def _add_modules(self, nn, layers, state):
+        layers["flatten"] = nn.Flatten()
+        self._add_linear(nn, layers, state, 1)
+        layers["relu1"] = nn.ReLU()
+        self._add_linear(nn, layers, state, 2)
 
     def loss(self, X, y=None):
         """X (N, d_1, ..., d_k), y (N,) or None -> scores (N, C), or (loss, grads)."""
@@ -239,6 +302,18 @@ class FullyConnectedNet(_CourseworkModel):
     def _make_dropout_param(dropout):
         return {"mode": "train", "p": dropout}
 
+    def _default_input(self):
+        return (self.params["W1"].shape[0],)
+
+    def _add_modules(self, nn, layers, state):
+        layers["flatten"] = nn.Flatten()
+        for i in range(1, self.num_layers):
+            self._add_linear(nn, layers, state, i)
+            if self.use_normalization:
+                self._add_norm(nn, layers, state, i, self.normalization)
+            layers[f"relu{i}"] = nn.ReLU()
+        self._add_linear(nn, layers, state, self.num_layers)
+
     def _hidden_forward(self, i, x):
         """Hidden layer i (1-based): linear - [norm] - relu - [dropout]; returns out, caches."""
         caches = {}
@@ -310,6 +385,7 @@ class ThreeLayerConvNet(_CourseworkModel):
                  num_classes=10, weight_scale=1e-3, reg=0.0, dtype=None, device="cpu",
                  seed=None):
         rng = self._init_common(reg, dtype, device, seed)
+        self.input_dims = tuple(int(d) for d in input_dims)
         C, H, W = input_dims
         F, K = num_filters, filter_size
         self.params["W1"] = self._gaussian(rng, weight_scale, (F, C, K, K))
@@ -318,6 +394,17 @@ class ThreeLayerConvNet(_CourseworkModel):
         self.params["b2"] = self._zeros(hidden_dim)
         self.params["W3"] = self._gaussian(rng, weight_scale, (hidden_dim, num_classes))
         self.params["b3"] = self._zeros(num_classes)
+
+    def _default_input(self):
+        return self.input_dims
+
+    def _add_modules(self, nn, layers, state):
+        self._add_conv(nn, layers, state, 1, (self.params["W1"].shape[2] - 1) // 2)
+        layers["relu1"], layers["pool1"] = nn.ReLU(), nn.MaxPool2d(2, 2)
+        layers["flatten"] = nn.Flatten()
+        self._add_linear(nn, layers, state, 2)
+        layers["relu2"] = nn.ReLU()
+        self._add_linear(nn, layers, state, 3)
 
     def loss(self, X, y=None):
         """X (N, C, H, W), y (N,) or None -> scores (N, num_classes), or (loss, grads)."""
@@ -387,6 +474,7 @@ class DeepConvNet(_CourseworkModel):
             shape = (Din, Dout) if K is None else (Dout, Din, K, K)
             return self._gaussian(rng, weight_scale, shape)
 
+        self.input_dims = tuple(int(d) for d in input_dims)
         C, H, W = input_dims
         for i, F in enumerate(num_filters, start=1):
             self.params[f"W{i}"] = init(C, F, K=3)
@@ -403,6 +491,20 @@ class DeepConvNet(_CourseworkModel):
 
         # One dict per batch norm layer: it keeps its running averages there.
         self.bn_params = [{"mode": "train"} for _ in num_filters] if self.batchnorm else []
+
+    def _default_input(self):
+        return self.input_dims
+
+    def _add_modules(self, nn, layers, state):
+        for i in range(1, self.num_layers):
+            self._add_conv(nn, layers, state, i, 1)
+            if self.batchnorm:
+                self._add_norm(nn, layers, state, i, "spatial")
+            layers[f"relu{i}"] = nn.ReLU()
+            if i - 1 in self.max_pools:
+                layers[f"pool{i}"] = nn.MaxPool2d(2, 2)
+        layers["flatten"] = nn.Flatten()
+        self._add_linear(nn, layers, state, self.num_layers)
 
     def loss(self, X, y=None):
         """X (N, C, H, W), y (N,) or None -> scores (N, num_classes), or (loss, grads)."""

@@ -5,7 +5,7 @@
                            named_modules, output_shape(input_shape) without data,
                            trace_shapes(input_shape) -> (output_shape, [LayerTrace, ...])
     Conv2d, Linear, ReLU, ReLU6, Sigmoid, Identity, MaxPool2d, AvgPool2d, GlobalAvgPool,
-    AdaptiveAvgPool2d, BatchNorm2d, BatchNorm1d, Dropout, Flatten, ChannelShuffle,
+    AdaptiveAvgPool2d, BatchNorm2d, BatchNorm1d, LayerNorm, Dropout, Flatten, ChannelShuffle,
     ChannelSlice, Subsample, ChannelPad
     Sequential, Residual, Concat, SE          containers (paths joined by add/concat/scale)
     FlatParameters         all parameters and all gradients as two contiguous buffers
@@ -22,6 +22,7 @@ from .containers import SE, Concat, Residual, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
 from .gradcheck import check_gradients
+from .layernorm import LayerNorm
 from .linear import Identity, Linear
 from .module import LayerTrace, Module, ParamView, ShapeError, StateDictError
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool, MaxPool2d
@@ -33,7 +34,7 @@ manual_seed = init.manual_seed
 
 __all__ = ["Module", "LayerTrace", "ParamView", "ShapeError", "StateDictError", "Conv2d", "Linear", "ReLU",
            "ReLU6", "Sigmoid", "Identity", "MaxPool2d", "AvgPool2d", "GlobalAvgPool",
-           "AdaptiveAvgPool2d", "BatchNorm2d", "BatchNorm1d", "Dropout", "Flatten",
+           "AdaptiveAvgPool2d", "BatchNorm2d", "BatchNorm1d", "LayerNorm", "Dropout", "Flatten",
            "ChannelShuffle", "ChannelSlice", "Subsample", "ChannelPad", "Sequential",
            "Residual", "Concat", "SE", "Optimizer", "ClassifierModel", "check_gradients",
            "manual_seed", "init"]

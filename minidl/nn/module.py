@@ -23,6 +23,10 @@ What every module then offers (PyTorch names where PyTorch has them):
                                   ShapeError naming the first layer that cannot take its input
     trace_shapes(input_shape)     the same inference, with one LayerTrace per layer (its
                                   shapes, parameters and multiply-adds): what summary() prints
+    hooks(forward=, backward=)    context: see (or replace) this module's output and the
+                                  gradient arriving at it, also inside containers
+    inspecting()                  context: eval mode, gradients set aside; both restored on
+                                  exit (analysis passes, minidl.viz, leave no trace)
 
 Class attributes: ``kind`` labels the module's row in summary tables ('conv', 'linear', 'pool',
 'norm', 'act', 'other'); ``regularized_params`` names the parameters that L2 regularisation
@@ -32,6 +36,7 @@ Parameters are declared with a shape and an initialiser and drawn only when firs
 (see ``minidl.nn.init``): counting parameters and shape inference never allocate them.
 A module instance may appear only once in a model: it keeps the cache of its last forward.
 """
+import contextlib
 from collections import OrderedDict
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -407,6 +412,76 @@ class Module:
 
     def _backward(self, dout):
         raise NotImplementedError(f"{type(self).__name__} does not implement _backward")
+
+    # ------------------------------------------------------------------ inspection
+    @contextlib.contextmanager
+    def hooks(self, forward=None, backward=None):
+        """Context manager: watch, or replace, what flows through this module.
+
+        While active, ``forward(module, out)`` is called with this module's output after
+        each of its forward passes, and ``backward(module, dout)`` with the gradient that
+        arrives at its output before each of its backward passes; a hook that returns an
+        array replaces the output (or the gradient), one that returns None changes nothing.
+        Both fire whether the module runs on its own or inside a container (a Sequential,
+        Residual, ...), so a hook on ``model.layer1[0].conv1`` sees that layer's feature
+        maps during ``model.forward(x)``. Hooks nest (the innermost runs last) and are
+        removed on exit, also after an error. Do not pickle the module inside the context.
+        """
+        for what, fn in (("forward", forward), ("backward", backward)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{type(self).__name__}.hooks: {what} must be callable or None, "
+                                f"got {type(fn).__name__}")
+        d = self.__dict__
+        if "_hooks" not in d:
+            # The instance's own _forward/_backward shadow the class's for the duration:
+            # containers call children's _forward/_backward directly, so this reaches them.
+            cls = type(self)
+
+            def hooked_forward(x):
+                out = cls._forward(self, x)
+                for fwd, _ in list(d["_hooks"]):
+                    if fwd is not None:
+                        new = fwd(self, out)
+                        out = out if new is None else new
+                return out
+
+            def hooked_backward(dout):
+                for _, bwd in list(d["_hooks"]):
+                    if bwd is not None:
+                        new = bwd(self, dout)
+                        dout = dout if new is None else new
+                return cls._backward(self, dout)
+
+            d["_hooks"] = []
+            d["_forward"], d["_backward"] = hooked_forward, hooked_backward
+        entry = (forward, backward)
+        d["_hooks"].append(entry)
+        try:
+            yield self
+        finally:
+            hooks = d["_hooks"]
+            del hooks[next(i for i, e in enumerate(hooks) if e is entry)]
+            if not hooks:
+                for key in ("_hooks", "_forward", "_backward"):
+                    del d[key]
+
+    @contextlib.contextmanager
+    def inspecting(self):
+        """Context manager for analysis passes (minidl.viz): inside, every module is in eval
+        mode and starts with no accumulated parameter gradients; on exit each module's
+        train/eval mode and its accumulated gradients are exactly what they were before
+        (the gradients of backward passes run inside are dropped)."""
+        saved = [(m, m.training, dict(m._grads)) for m in self.modules()]
+        for m, _, grads in saved:
+            m.__dict__["training"] = False
+            m._grads.update(dict.fromkeys(grads))
+        try:
+            yield self
+        finally:
+            for m, training, grads in saved:
+                m.__dict__["training"] = training
+                m._grads.clear()
+                m._grads.update(grads)
 
     def _take_cache(self):
         """The cache of the last forward, once (a second backward is an error)."""
