@@ -18,7 +18,7 @@ from . import init
 from .activation import ReLU, ReLU6, Sigmoid
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .classifier import ClassifierModel
-from .containers import SE, Concat, Residual, Sequential
+from .containers import SE, Concat, Residual, Sequential, get_fusion, no_fusion, set_fusion
 from .conv import Conv2d
 from .dropout import Dropout
 from .gradcheck import check_gradients
@@ -38,4 +38,4 @@ __all__ = ["Module", "LayerTrace", "ParamView", "ShapeError", "StateDictError", 
            "ChannelShuffle", "ChannelSlice", "Subsample", "ChannelPad", "Sequential",
            "Residual", "Concat", "SE", "Optimizer", "ClassifierModel", "check_gradients",
            "manual_seed", "init"]
-__all__ += ["FlatParameters", "bind_parameters"]
+__all__ += ["FlatParameters", "bind_parameters", "set_fusion", "get_fusion", "no_fusion"]

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..layers._checks import positive_int
+from ..layers.fused import SpatialBatchNormReLU as _SpatialBatchNormReLULayer
 from ..layers.norm import BatchNorm as _BatchNormLayer
 from ..layers.norm import SpatialBatchNorm as _SpatialBatchNormLayer
 from ..layers.norm import check_eps, check_momentum
@@ -22,6 +23,9 @@ class _BatchNorm(Module):
     kind = "norm"
     _layer = None
     _ndim = None
+    # The fused batch norm + ReLU layer a container may run instead of this module and the
+    # ReLU after it (see minidl.nn.containers, fusion); None: never fused.
+    _relu_layer = None
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
         super().__init__()
@@ -36,19 +40,28 @@ class _BatchNorm(Module):
         self._declare_buffer("running_var", np.ones(self.num_features))
 
     def _forward(self, x):
+        return self._run_layer(self._layer, x)
+
+    def _forward_relu(self, x):
+        """max(this module(x), 0) in one fused layer (its backward then takes the gradient of
+        the ReLU's output); called by containers in place of this module and a ReLU."""
+        return self._run_layer(self._relu_layer, x)
+
+    def _run_layer(self, layer, x):
         bn_param = {"mode": "train" if self.training else "test", "eps": self.eps,
                     "momentum": 1.0 - self.momentum, "unbiased_running_var": True,
                     "running_mean": self._buffers["running_mean"],
                     "running_var": self._buffers["running_var"]}
-        out, self._cache = self._layer.forward(x, self._param("weight"), self._param("bias"),
-                                               bn_param)
+        out, cache = layer.forward(x, self._param("weight"), self._param("bias"), bn_param)
+        self._cache = (layer, cache)
         # The layer writes new running statistics into the dict (the course's convention).
         self._buffers["running_mean"] = bn_param["running_mean"]
         self._buffers["running_var"] = bn_param["running_var"]
         return out
 
     def _backward(self, dout):
-        dx, dgamma, dbeta = self._layer.backward(dout, self._take_cache())
+        layer, cache = self._take_cache()  # the layer forward ran: plain or fused with ReLU
+        dx, dgamma, dbeta = layer.backward(dout, cache)
         self._accumulate("weight", dgamma)
         self._accumulate("bias", dbeta)
         return dx
@@ -73,6 +86,7 @@ class _BatchNorm(Module):
 class BatchNorm2d(_BatchNorm):
     """Spatial batch norm over N, H, W per channel: (N, C, H, W) -> (N, C, H, W)."""
     _layer = _SpatialBatchNormLayer
+    _relu_layer = _SpatialBatchNormReLULayer
     _ndim = 3
 
 
