@@ -105,12 +105,12 @@ def test_batched_im2col_path_matches_naive_on_extreme_geometries(case):
 def _packed_blocks(positions):
     """The packed path in blocks of `positions` output positions (fewer only in the last), so
     that blocks end inside output rows and inside the GEMM's panels."""
-    old = convolution.PACKED_BLOCK_BYTES, convolution.PACKED_BLOCK_ALIGN
-    convolution.PACKED_BLOCK_BYTES, convolution.PACKED_BLOCK_ALIGN = 1, positions
+    old = convolution.PACKED_BLOCK_POSITIONS, convolution.PACKED_BLOCK_ALIGN
+    convolution.PACKED_BLOCK_POSITIONS, convolution.PACKED_BLOCK_ALIGN = positions, positions
     try:
         yield
     finally:
-        convolution.PACKED_BLOCK_BYTES, convolution.PACKED_BLOCK_ALIGN = old
+        convolution.PACKED_BLOCK_POSITIONS, convolution.PACKED_BLOCK_ALIGN = old
         convolution.settings_changed()
 
 

@@ -10,6 +10,12 @@
 #define MINIDL_GEMM_H
 #include "_simd.h"
 
+#if defined(__GNUC__) && !defined(__clang__)
+/* keep short copy loops inline instead of turning them into memcpy/memset calls */
+#define GEMM_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define GEMM_NO_LIBCALLS
+#endif
 #if defined(__GNUC__)
 #define GEMM_UNROLL _Pragma("GCC unroll 32")
 #define GEMM_INLINE static inline __attribute__((always_inline))

@@ -263,6 +263,50 @@ static inline GEMM_TARGET void GK(gemm)(int ta, int tb, long m, long n, long k, 
     }
 }
 
+/* d[0:n] = s[0:n], d[0:n] = 0, s[0:n] += d[0:n]: the short runs of im2col_rows, in vectors
+   and then one value at a time, inline (a memmove/memset call per run of a few dozen values
+   costs more than the copy; GEMM_NO_LIBCALLS keeps GCC from making the loops calls). */
+GEMM_INLINE GEMM_TARGET GEMM_NO_LIBCALLS void GK(run_copy)(T *restrict d, const T *restrict s,
+                                                           long n)
+{
+    typedef GK(vec) V;
+    long t = 0;
+    for (; t + GEMM_W <= n; t += GEMM_W) {
+        V v;
+        memcpy(&v, s + t, sizeof(V));
+        memcpy(d + t, &v, sizeof(V));
+    }
+    for (; t < n; t++)
+        d[t] = s[t];
+}
+
+GEMM_INLINE GEMM_TARGET GEMM_NO_LIBCALLS void GK(run_zero)(T *restrict d, long n)
+{
+    typedef GK(vec) V;
+    const V z = {0};
+    long t = 0;
+    for (; t + GEMM_W <= n; t += GEMM_W)
+        memcpy(d + t, &z, sizeof(V));
+    for (; t < n; t++)
+        d[t] = 0;
+}
+
+GEMM_INLINE GEMM_TARGET GEMM_NO_LIBCALLS void GK(run_add)(T *restrict s, const T *restrict d,
+                                                          long n)
+{
+    typedef GK(vec) V;
+    long t = 0;
+    for (; t + GEMM_W <= n; t += GEMM_W) {
+        V v, u;
+        memcpy(&v, s + t, sizeof(V));
+        memcpy(&u, d + t, sizeof(V));
+        v += u;
+        memcpy(s + t, &v, sizeof(V));
+    }
+    for (; t < n; t++)
+        s[t] += d[t];
+}
+
 /* im2col of one image, rows [k0, k1) and output positions [q0, q1) only, or its transpose
    (col2im: fold = 1 adds the block back into the image instead).
 
@@ -273,62 +317,61 @@ static inline GEMM_TARGET void GK(gemm)(int ta, int tb, long m, long n, long k, 
    panel_step = NR*(k1 - k0) B panels (pack_b's layout). fold = 0 writes the block from the
    image x (C, H, W); fold = 1 adds it into x (which the caller zeroed), skipping the padding.
    Each output row is split into runs that stay inside one panel, and every run into the part
-   that reads the input row and the parts in the padding, clamped to the run. */
-static inline GEMM_TARGET void GK(im2col_rows)(T *x, int C, int H, int W, int KH, int KW,
-                                               int sh, int sw, int ph, int pw, int dh, int dw,
-                                               int WO, long k0, long k1, long q0, long q1,
-                                               long width, long panel_step, T *restrict cols,
-                                               int fold)
+   that reads the input row and the parts in the padding, clamped to the run; the row, column
+   and panel positions advance by counting (no division per run). */
+static inline GEMM_TARGET GEMM_NO_LIBCALLS void
+GK(im2col_rows)(T *x, int C, int H, int W, int KH, int KW, int sh, int sw, int ph, int pw,
+                int dh, int dw, int WO, long k0, long k1, long q0, long q1, long width,
+                long panel_step, T *restrict cols, int fold)
 {
     (void)C;
     MINIDL_CHECK(0 <= k0 && k0 <= k1 && k1 <= (long)C * KH * KW && 0 <= q0 && q0 <= q1);
+    const long y0 = q0 / WO, x0 = q0 % WO;
     for (long kk = k0; kk < k1; kk++) {
         const int j = (int)(kk % KW), i = (int)((kk / KW) % KH), c = (int)(kk / ((long)KW * KH));
         const long ix0 = (long)j * dw - pw;
         long x_lo, x_hi; /* the output columns whose input column lies in [0, W) */
         minidl_gemm_tap_range(ix0, sw, W, WO, &x_lo, &x_hi);
-        T *crow = cols + (kk - k0) * width;
-        for (long q = q0; q < q1;) {
-            const long y = q / WO;
-            long xo = q % WO;
-            const long xe = xo + (q1 - q) < WO ? xo + (q1 - q) : WO;
+        T *restrict panel = cols + (kk - k0) * width; /* this row in the current panel */
+        long pos = 0;                                  /* next column within the panel */
+        long left = q1 - q0, y = y0, xo = x0;
+        for (; left > 0; y++, xo = 0) {
+            const long xe = xo + left < WO ? xo + left : WO;
             const long iy = y * sh - ph + (long)i * dh;
             const int row_in = iy >= 0 && iy < H;
             T *row = x + ((long)c * H + (row_in ? iy : 0)) * W;
-            long jj = q - q0;
+            left -= xe - xo;
             while (xo < xe) {
-                const long pos = jj % width;
                 const long len = xe - xo < width - pos ? xe - xo : width - pos;
-                T *restrict d = crow + (jj / width) * panel_step + pos;
+                T *restrict d = panel + pos;
                 /* [a, b): the part of this run that reads the input row */
                 long a = row_in ? x_lo - xo : len, b = row_in ? x_hi - xo : len;
                 a = a < 0 ? 0 : (a > len ? len : a);
                 b = b < a ? a : (b > len ? len : b);
                 if (!fold)
-                    for (long t = 0; t < a; t++)
-                        d[t] = 0;
+                    GK(run_zero)(d, a);
                 if (a < b) { /* input columns ix0 + (xo + t)*sw, t in [a, b): inside [0, W) */
                     T *restrict s = row + ix0 + (xo + a) * sw;
                     if (fold && sw == 1)
-                        for (long t = a; t < b; t++)
-                            s[t - a] += d[t];
+                        GK(run_add)(s, d + a, b - a);
                     else if (fold)
                         for (long t = a; t < b; t++)
                             s[(t - a) * sw] += d[t];
                     else if (sw == 1)
-                        for (long t = a; t < b; t++)
-                            d[t] = s[t - a];
+                        GK(run_copy)(d + a, s, b - a);
                     else
                         for (long t = a; t < b; t++)
                             d[t] = s[(t - a) * sw];
                 }
                 if (!fold)
-                    for (long t = b; t < len; t++)
-                        d[t] = 0;
+                    GK(run_zero)(d + b, len - b);
                 xo += len;
-                jj += len;
+                pos += len;
+                if (pos == width) {
+                    pos = 0;
+                    panel += panel_step;
+                }
             }
-            q = y * WO + xe;
         }
     }
 }
