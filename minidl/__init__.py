@@ -24,7 +24,8 @@ def kernels_info():
     Returns a dict: 'compiled' (the Cython kernels are built and imported), 'active' (they
     are used: compiled and not switched off), 'openmp' (built with OpenMP), 'path' (a short
     description), 'direct_kernels' (grouped/depthwise conv, pooling and batch-norm kernels),
-    'per_image_gemm' (FastConv's per-image path, which needs SciPy's BLAS), 'num_threads',
+    'per_image_gemm' (FastConv's per-image path, which needs SciPy's BLAS), 'gemm' (minidl's
+    own GEMM: the ISA of its micro-kernel and its blocking, see _kernels.gemm_info), 'num_threads',
     'parallel_min_work' (smaller kernel calls run on one thread), 'debug_checks' (built with
     the kernels' index assertions: MINIDL_BOUNDSCHECK=1 or MINIDL_SANITIZE=address),
     'conv_algorithm' and 'conv_autotune' (set_conv_algorithm / set_conv_autotune),
@@ -44,6 +45,7 @@ def kernels_info():
         "path": path,
         "direct_kernels": _kernels.direct_available(),
         "per_image_gemm": _kernels.images_available(),
+        "gemm": _kernels.gemm_info(),
         "num_threads": get_num_threads(),
         "parallel_min_work": _kernels.get_parallel_min_work(),
         "debug_checks": _kernels.debug_checks(),

@@ -15,6 +15,8 @@ What is here:
 * ``maxpool_forward`` / ``maxpool_backward`` / ``avgpool_forward`` / ``avgpool_backward``;
 * ``batchnorm_forward_train`` / ``batchnorm_backward``: spatial batch norm in two passes each;
 * ``relu_forward`` / ``relu_backward``;
+* ``gemm``: minidl's own packed GEMM (checked, one thread; ``gemm_info()`` names its
+  micro-kernel);
 * threads (``omp_max_threads``, ``set_parallel_min_work``: small calls stay serial), the
   per-image path's BLAS (``images_available``), the workspace bound
   (``set_workspace_limit(nbytes)``, default 256 MB or MINIDL_WORKSPACE_MB) and the reusable
@@ -36,9 +38,9 @@ from .convolution import (ConvPlan, forced_algorithm, get_conv_algorithm, get_co
                           plan_conv, set_conv_algorithm, set_conv_autotune)
 
 try:  # the compiled extensions are optional (see setup.py); they are built as one set
-    from . import _common, _conv, _direct_conv, _eltwise, _norm, _pool
+    from . import _common, _conv, _direct_conv, _eltwise, _gemm, _norm, _pool
 except ImportError:  # pragma: no cover - exercised only on machines without a compiler
-    _common = _conv = _direct_conv = _eltwise = _norm = _pool = None
+    _common = _conv = _direct_conv = _eltwise = _gemm = _norm = _pool = None
 
 _BUILD_HINT = "pip install -e . (needs a C compiler and Cython)"
 _warned = False
@@ -224,6 +226,46 @@ def _window_fits(fn, axis, size, k, s, p, d, out):
     if (out - 1) * s + d * (k - 1) + 1 > size + 2 * p:
         raise ValueError(f"{fn}: output {axis} {out} needs {(out - 1) * s + d * (k - 1) + 1} "
                          f"padded input rows/columns, but the input has {size} + 2*{p}")
+
+
+# ---------------------------------------------------------------------------- GEMM
+
+def gemm(a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
+    """op(a) @ op(b) through minidl's own packed GEMM (``_gemm``), on the calling thread.
+
+    a (m, k), or (k, m) with trans_a; b (k, n), or (n, k) with trans_b; both float32 or both
+    float64. out: None (a new (m, n) array) or a C-contiguous (m, n) array of their dtype,
+    overwritten, or added to when accumulate is True. Returns out. For tests and benchmarks:
+    the convolutions call the GEMM from their own OpenMP loops.
+    """
+    _require_direct("gemm")
+    a = _float_array("gemm", "a", a, 2)
+    b = _float_array("gemm", "b", b, 2)
+    _check_dtypes("gemm", a=a, b=b)
+    m, k = a.shape[::-1] if trans_a else a.shape
+    kb, n = b.shape[::-1] if trans_b else b.shape
+    if kb != k:
+        raise ValueError(f"gemm: op(a) is {m}x{k} (a {a.shape}, trans_a={trans_a}) but op(b) "
+                         f"is {kb}x{n} (b {b.shape}, trans_b={trans_b}); inner sizes differ")
+    if out is None:
+        if accumulate:
+            raise ValueError("gemm: accumulate=True needs an out array to add to")
+        out = np.empty((m, n), dtype=a.dtype)
+    elif (not isinstance(out, np.ndarray) or out.shape != (m, n) or out.dtype != a.dtype
+          or not out.flags.c_contiguous or not out.flags.writeable):
+        raise ValueError(f"gemm: out must be a writeable C-contiguous {a.dtype} array of shape "
+                         f"{(m, n)}, got {getattr(out, 'dtype', type(out).__name__)} "
+                         f"{getattr(out, 'shape', '')}")
+    ws = np.empty(_gemm.workspace_size(a.dtype == np.float64, m, n, k), dtype=a.dtype)
+    _gemm.matmul(a, b, out, bool(trans_a), bool(trans_b), bool(accumulate), ws)
+    return out
+
+
+def gemm_info():
+    """The GEMM micro-kernel this CPU runs: {'isa': 'avx512' | 'avx2' | 'baseline',
+    'float32': (MR, NR, KC, MC, NC), 'float64': (...)} (register tile and cache blocks), or
+    None without the compiled kernels."""
+    return _gemm.blocking() if _gemm is not None else None
 
 
 # ---------------------------------------------------------------------------- im2col
