@@ -20,8 +20,8 @@ import minidl
 from minidl import distributed
 from minidl.solver import TrainingDivergedError
 from minidl.optim import UPDATE_RULES
-from minidl.training import (DATASETS, RUN_SETTINGS, InterruptedAfterTraining, TrainingRun,
-                             num_params, read_run_settings, stop_on_interrupt)
+from minidl.training import (DATASETS, RUN_SETTINGS, Callback, InterruptedAfterTraining,
+                             TrainingRun, num_params, read_run_settings, stop_on_interrupt)
 
 from .args import (EXIT_FAILURE, EXIT_INTERRUPTED, UsageError, nonneg_float, num_threads,
                    positive_float, positive_int, report_error)
@@ -228,8 +228,9 @@ def _train(args, comm):
     plot_path = args.plot or os.path.join(out_dir, "curves.png")
 
     progress = EpochProgress(progress=not args.no_progress)
+    stopped = _StoppedNote(ckpt_path, epochs, comm.size)
     run = TrainingRun(s, epochs, data_dir=args.data_dir, checkpoint_path=ckpt_path,
-                      callbacks=[progress] if comm.is_root else [], comm=comm)
+                      callbacks=[progress, stopped] if comm.is_root else [], comm=comm)
     n = {k: len(v) for k, v in run.data.items() if k.startswith("y_")}
     print(f"minidl train: {s['model']} on {s['data']}: {run.data_description}; train/val/test "
           f"{n['y_train']}/{n['y_val']}/{n.get('y_test', 0)}")
@@ -297,17 +298,31 @@ def _warnings_as_lines():
         yield
 
 
+class _StoppedNote(Callback):
+    """When Ctrl-C stopped the iterations: say where the checkpoint is and how to resume, as
+    soon as it is written (before the curves: under mpirun, SIGKILL follows SIGTERM soon)."""
+
+    def __init__(self, ckpt_path, epochs, num_processes):
+        self.ckpt_path, self.epochs, self.num_processes = ckpt_path, epochs, num_processes
+
+    def on_train_end(self, solver):
+        if not solver.stopped_early:
+            return
+        total = self.epochs * solver._iterations_per_epoch()
+        print(f"interrupted after {solver.iteration} of {total} iterations ({solver.epoch} of "
+              f"{self.epochs} epochs complete); checkpoint saved: {self.ckpt_path}")
+        if self.num_processes == 1:
+            print(f"resume with: minidl train --resume {self.ckpt_path}", flush=True)
+        else:
+            print(f"resume with: mpirun -n {self.num_processes} python -m minidl train --resume "
+                  f"{self.ckpt_path}   (with any number of processes)", flush=True)
+
+
 def _report(run, finished, ckpt_path, epochs, start, comm):
     """Print the end of a run (stopped early, or test accuracy and files); its exit status."""
     curves_text = run.curves_path or MATPLOTLIB_NOTE
-    if not finished:
-        solver = run.solver
-        print(f"interrupted after {solver.iteration} of {run.num_iterations} iterations "
-              f"({solver.epoch} of {epochs} epochs complete); checkpoint saved: {ckpt_path}")
-        print(f"curves: {curves_text}")
-        launcher = "" if comm.size == 1 else f"mpirun -n {comm.size} python -m "
-        print(f"resume with: {launcher}minidl train --resume {ckpt_path}"
-              + ("   (any number of processes)" if comm.size > 1 else ""), flush=True)
+    if not finished:  # _StoppedNote said where the checkpoint is
+        print(f"curves: {curves_text}", flush=True)
         return EXIT_INTERRUPTED
 
     test = run.test_accuracy()
