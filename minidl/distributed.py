@@ -36,8 +36,8 @@ __all__ = ["Communicator", "MPICommunicator", "SingleProcess", "world", "as_comm
 _SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
 _LAUNCHER_VARIABLES = _SIZE_VARIABLES + ("PMIX_RANK",)
 
-MPI_INSTALL_HINT = ("pip install 'minidl[mpi]' (or pip install mpi4py; building it needs an MPI "
-                    "library with its headers, e.g. apt-get install openmpi-bin libopenmpi-dev)")
+MPI_INSTALL_HINT = ("pip install 'minidl[mpi]' (or pip install mpi4py; it needs an MPI library on "
+                    "the machine, e.g. apt-get install openmpi-bin libopenmpi-dev)")
 
 _FLOATS = (np.float32, np.float64)
 

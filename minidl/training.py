@@ -41,7 +41,6 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import distributed
 from ._io import atomic_open
 from .solver import Solver, TrainingDivergedError, load_model_state, read_checkpoint
 
@@ -451,7 +450,9 @@ class TrainingRun:
                                                      s["num_train"])
         self.model, self.model_description = build_model(
             s["model"], self.data["X_train"].shape[1:], 10, dtype, s["seed"], s["reg"])
-        self.comm = distributed.as_communicator(comm)
+        from .distributed import as_communicator
+
+        self.comm = as_communicator(comm)
         if s["sync_bn"]:
             self._use_sync_batchnorm()
         self.input_note = None

@@ -50,8 +50,8 @@ def test_under_mpirun_without_mpi4py_the_error_says_how_to_install_it(tmp_path):
     assert r.stderr.strip() == (
         "minidl train: error: minidl.distributed: this process was started by an MPI launcher "
         "(OMPI_COMM_WORLD_SIZE=2) but mpi4py is not installed: pip install 'minidl[mpi]' (or "
-        "pip install mpi4py; building it needs an MPI library with its headers, e.g. apt-get "
-        "install openmpi-bin libopenmpi-dev)")
+        "pip install mpi4py; it needs an MPI library on the machine, e.g. apt-get install "
+        "openmpi-bin libopenmpi-dev)")
     assert "Traceback" not in r.stderr and not (tmp_path / "run").exists()
 
 

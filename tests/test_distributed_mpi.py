@@ -359,3 +359,72 @@ def test_ctrl_c_on_mpirun_saves_rank_0s_checkpoint_which_one_process_resumes(tmp
     _ok(_run([sys.executable, "-m", "minidl", *FC, "--epochs", epochs, "--out", "whole"],
              cwd=tmp_path))
     _same_checkpoint(ckpt, tmp_path / "whole" / "checkpoint.npz")
+
+
+# --------------------------------------------------------------------------- two hosts
+
+AGENT = """#!/bin/sh
+# Open MPI's ssh for this test: agent HOST COMMAND... runs COMMAND in HOST's namespace.
+host=$1; shift
+case "$host" in
+  10.77.0.1) exec ip netns exec {a} /bin/sh -c "$*" ;;
+  10.77.0.2) exec ip netns exec {b} /bin/sh -c "$*" ;;
+esac
+echo "agent: unknown host $host" >&2
+exit 1
+"""
+
+
+@pytest.fixture
+def two_hosts(tmp_path):
+    """Two network namespaces joined by a veth pair, 10.77.0.1 and 10.77.0.2, and an mpirun
+    that starts its daemon on each through ``ip netns exec`` instead of ssh (an rsh agent):
+    two hosts to Open MPI, which then talk TCP only (btl tcp,self)."""
+    if os.name != "posix" or not hasattr(os, "geteuid") or os.geteuid() != 0 \
+            or shutil.which("ip") is None:
+        pytest.skip("two hosts as network namespaces need root and iproute2's ip")
+    a, b = f"mdl{os.getpid()}a", f"mdl{os.getpid()}b"
+    steps = [["ip", "netns", "add", a], ["ip", "netns", "add", b],
+             ["ip", "link", "add", f"{a}v", "type", "veth", "peer", "name", f"{b}v"],
+             ["ip", "link", "set", f"{a}v", "netns", a], ["ip", "link", "set", f"{b}v", "netns", b],
+             ["ip", "-n", a, "addr", "add", "10.77.0.1/24", "dev", f"{a}v"],
+             ["ip", "-n", b, "addr", "add", "10.77.0.2/24", "dev", f"{b}v"]]
+    steps += [["ip", "-n", ns, "link", "set", dev, "up"]
+              for ns in (a, b) for dev in ("lo", f"{ns}v")]
+    try:
+        for step in steps:
+            r = subprocess.run(step, capture_output=True, text=True, timeout=30)
+            if r.returncode:
+                pytest.skip(f"cannot make network namespaces here ({' '.join(step)}: "
+                            f"{r.stderr.strip()}): a container without CAP_SYS_ADMIN / "
+                            "CAP_NET_ADMIN")
+        agent = tmp_path / "netns-agent.sh"
+        agent.write_text(AGENT.format(a=a, b=b))
+        agent.chmod(0o755)
+        forward = [x for v in ("PYTHONPATH", "MINIDL_NUM_THREADS") if v in ENV
+                   for x in ("-x", v)]
+        yield ["ip", "netns", "exec", a, shutil.which("mpirun") or "mpirun",
+               "--allow-run-as-root", "--oversubscribe", "-H", "10.77.0.1,10.77.0.2", "-n", "2",
+               "--mca", "plm_rsh_agent", str(agent), "--mca", "oob_tcp_if_include",
+               "10.77.0.0/24", "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include",
+               "10.77.0.0/24", *forward]
+    finally:
+        for ns in (a, b):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+
+
+def test_two_network_namespaces_as_two_hosts_over_tcp_train_as_one_process(two_hosts,
+                                                                          cli_runs, tmp_path):
+    where = ("import os\n"
+             "from minidl import distributed\n"
+             "c = distributed.world()\n"
+             "print(c.rank, c.size, c.local_size, os.readlink('/proc/self/ns/net'), flush=True)")
+    r = _ok(_run([*two_hosts, sys.executable, "-c", where], cwd=tmp_path))
+    ranks = sorted(line.split() for line in r.stdout.splitlines() if line[:1].isdigit())
+    assert [x[:3] for x in ranks] == [["0", "2", "1"], ["1", "2", "1"]]  # 1 rank per host
+    namespaces = {x[3] for x in ranks}  # each rank in its own network namespace
+    assert len(namespaces) == 2 and os.readlink("/proc/self/ns/net") not in namespaces
+    d, _ = cli_runs
+    _ok(_run([*two_hosts, sys.executable, "-m", "minidl", *TRAIN, "--epochs", "1", "--out",
+              "hosts"], cwd=tmp_path))
+    _same_checkpoint(tmp_path / "hosts" / "checkpoint.npz", d / "one_1" / "checkpoint.npz")

@@ -272,7 +272,7 @@ def _train(args, comm):
     try:
         with stop_on_interrupt(run.solver, on_interrupt, signals):
             finished = run.train(plot_path)
-            return _report(run, finished, ckpt_path, epochs, start, comm)
+            return _report(run, finished, ckpt_path, epochs, start)
     except TrainingDivergedError as e:
         note = f" Curves so far: {run.curves_path}" if run.curves_path else ""
         raise ValueError(f"training diverged: {e.detail}{note}") from None
@@ -318,7 +318,7 @@ class _StoppedNote(Callback):
                   f"{self.ckpt_path}   (with any number of processes)", flush=True)
 
 
-def _report(run, finished, ckpt_path, epochs, start, comm):
+def _report(run, finished, ckpt_path, epochs, start):
     """Print the end of a run (stopped early, or test accuracy and files); its exit status."""
     curves_text = run.curves_path or MATPLOTLIB_NOTE
     if not finished:  # _StoppedNote said where the checkpoint is

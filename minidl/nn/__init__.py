@@ -38,6 +38,5 @@ __all__ = ["Module", "LayerTrace", "ParamView", "ShapeError", "StateDictError", 
            "AdaptiveAvgPool2d", "BatchNorm2d", "BatchNorm1d", "Dropout", "Flatten",
            "ChannelShuffle", "ChannelSlice", "Subsample", "ChannelPad", "Sequential",
            "Residual", "Concat", "SE", "Optimizer", "ClassifierModel", "check_gradients",
-           "manual_seed", "init"]
+           "manual_seed", "init", "SyncBatchNorm"]
 __all__ += ["FlatParameters", "bind_parameters"]
-__all__ += ["SyncBatchNorm"]

@@ -118,6 +118,10 @@ class SyncBatchNorm(_BatchNorm):
     modules into SyncBatchNorm (parameters and buffers kept), as in PyTorch.
     """
 
+    # Containers never fuse it with a following ReLU (minidl.nn.containers, where they fuse
+    # BatchNorm2d): the compiled fused kernel has no place for the reduction.
+    _relu_layer = None
+
     def __init__(self, num_features, eps=1e-5, momentum=0.1, comm=None):
         super().__init__(num_features, eps, momentum)
         self.comm = comm
