@@ -192,6 +192,26 @@ def _quiet_unless(prints):
         yield
 
 
+class _StoppedNote(Callback):
+    """When Ctrl-C stopped the iterations: say where the checkpoint is and how to resume, as
+    soon as it is written (before the curves: under mpirun, SIGKILL follows SIGTERM soon)."""
+
+    def __init__(self, ckpt_path, epochs, num_processes):
+        self.ckpt_path, self.epochs, self.num_processes = ckpt_path, epochs, num_processes
+
+    def on_train_end(self, solver):
+        if not solver.stopped_early:
+            return
+        total = self.epochs * solver._iterations_per_epoch()
+        print(f"interrupted after {solver.iteration} of {total} iterations ({solver.epoch} of "
+              f"{self.epochs} epochs complete); checkpoint saved: {self.ckpt_path}")
+        if self.num_processes == 1:
+            print(f"resume with: minidl train --resume {self.ckpt_path}", flush=True)
+        else:
+            print(f"resume with: mpirun -n {self.num_processes} python -m minidl train --resume "
+                  f"{self.ckpt_path}   (with any number of processes)", flush=True)
+
+
 def _threads_text(n):
     return f"{n} thread" if n == 1 else f"{n} threads"
 
@@ -296,26 +316,6 @@ def _warnings_as_lines():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = show
         yield
-
-
-class _StoppedNote(Callback):
-    """When Ctrl-C stopped the iterations: say where the checkpoint is and how to resume, as
-    soon as it is written (before the curves: under mpirun, SIGKILL follows SIGTERM soon)."""
-
-    def __init__(self, ckpt_path, epochs, num_processes):
-        self.ckpt_path, self.epochs, self.num_processes = ckpt_path, epochs, num_processes
-
-    def on_train_end(self, solver):
-        if not solver.stopped_early:
-            return
-        total = self.epochs * solver._iterations_per_epoch()
-        print(f"interrupted after {solver.iteration} of {total} iterations ({solver.epoch} of "
-              f"{self.epochs} epochs complete); checkpoint saved: {self.ckpt_path}")
-        if self.num_processes == 1:
-            print(f"resume with: minidl train --resume {self.ckpt_path}", flush=True)
-        else:
-            print(f"resume with: mpirun -n {self.num_processes} python -m minidl train --resume "
-                  f"{self.ckpt_path}   (with any number of processes)", flush=True)
 
 
 def _report(run, finished, ckpt_path, epochs, start):

@@ -38,5 +38,6 @@ __all__ = ["Module", "LayerTrace", "ParamView", "ShapeError", "StateDictError", 
            "AdaptiveAvgPool2d", "BatchNorm2d", "BatchNorm1d", "Dropout", "Flatten",
            "ChannelShuffle", "ChannelSlice", "Subsample", "ChannelPad", "Sequential",
            "Residual", "Concat", "SE", "Optimizer", "ClassifierModel", "check_gradients",
-           "manual_seed", "init", "SyncBatchNorm"]
+           "SyncBatchNorm",
+           "manual_seed", "init"]
 __all__ += ["FlatParameters", "bind_parameters"]
