@@ -143,7 +143,18 @@ def _cpu_busy():
 
 
 def _median(values):
-    return float(np.median(values)) if values else float("nan")
+    return float(np.median(values)) if values else None
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main():
@@ -200,8 +211,9 @@ def main():
         step = _median(steps)
         table.append({"config": name, "step_ms": 1e3 * step,
                       "images_per_s": args.batch / step,
-                      "comm_ms": 1e3 * _median(comm), "comm_ms_rank1": 1e3 * _median(other),
-                      "comm_fraction": _median(comm) / step if comm else 0.0,
+                      "comm_ms": 1e3 * _median(comm) if comm else None,
+                      "comm_ms_rank1": 1e3 * _median(other) if other else None,
+                      "comm_fraction": _median(comm) / step if comm else None,
                       "steps_timed": len(steps),
                       "step_ms_spread": [1e3 * min(steps), 1e3 * max(steps)]})
     base = table[0]["images_per_s"]
@@ -215,7 +227,7 @@ def main():
     A = np.stack([np.ones_like(n), 4 * n], axis=1) / t[:, None]
     (alpha, inv_bw), *_ = np.linalg.lstsq(A, np.ones_like(t), rcond=None)
     params = results["2 ranks x 1 thread"][0]["params"]
-    report = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": ncpu,
+    report = {"machine": {"cpu": _cpu_name(), "cores": ncpu,
                           "python": platform.python_version(), "numpy": np.__version__,
                           "mpirun": subprocess.run(["mpirun", "--version"], capture_output=True,
                                                    text=True).stdout.splitlines()[0],
@@ -245,9 +257,10 @@ def _print(report):
     print("|---|---|---|---|---|---|")
     for r in report["configs"]:
         lo, hi = r["step_ms_spread"]
+        comm = ("-" if r["comm_ms"] is None else
+                f"{r['comm_ms']:.2f}, {r['comm_ms_rank1']:.2f} | {100 * r['comm_fraction']:.1f}%")
         print(f"| {r['config']} | {r['step_ms']:.0f} ({lo:.0f}-{hi:.0f}) | "
-              f"{r['images_per_s']:.0f} | {r['vs_threads']:.2f} | {r['comm_ms']:.2f}, "
-              f"{r['comm_ms_rank1']:.2f} | {100 * r['comm_fraction']:.1f}% |")
+              f"{r['images_per_s']:.0f} | {r['vs_threads']:.2f} | {comm} |")
     fit = report["allreduce_fit"]
     print(f"\nAllreduce of n float32 on 2 ranks: alpha {fit['alpha_us']:.1f} us, "
           f"{fit['bandwidth_GBps']:.2f} GB/s")
