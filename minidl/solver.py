@@ -36,6 +36,9 @@ Differences from the course code, all backward compatible:
   load only with ``allow_pickle=True``.
 - The update goes through minidl.nn.Optimizer on the model's flat parameter buffer (one
   call of an elementwise rule per step, see minidl.nn.flat).
+- ``comm`` (a minidl.distributed communicator) trains one model on the processes mpirun
+  started (data parallel): ``batch_size`` stays the whole minibatch, each rank computes its
+  1/K share, and in float64 the parameters equal one process's (see the class docstring).
 """
 import difflib
 import math
@@ -46,6 +49,7 @@ import time
 import numpy as np
 
 from . import __version__
+from . import distributed
 from ._checkpoint import (FORMAT as CHECKPOINT_FORMAT, CheckpointError, json_ready,
                           load_model_state, model_settings, model_state, model_state_problems,
                           read_checkpoint, restore_model_state, state_to_archive, write_archive)
@@ -62,6 +66,7 @@ _OPTIONS = {
     "checkpoint_name": None, "print_every": 10, "print_acc_every": 1, "verbose": True,
     "device": "cpu", "seed": None, "lr_schedule": None, "step_size": None, "gamma": 0.1,
     "lr_min": 0.0, "augment": None, "checkpoint_path": None, "checkpoint_extra": None,
+    "comm": None,
 }
 
 
@@ -136,6 +141,22 @@ class Solver:
       accuracy check and when training stops early; load_checkpoint(path) continues from it.
     - checkpoint_extra: a JSON-serialisable dict stored in every checkpoint under 'extra'
       (the ``minidl train`` command keeps its settings there).
+    - comm: None (this process alone), or a minidl.distributed communicator (e.g.
+      ``minidl.distributed.world()`` under ``mpirun -n K``) whose every rank makes the same
+      Solver: data parallel. batch_size is the global minibatch (K must divide it): every rank
+      draws the same minibatch (and augments all of it, with the same generator) and computes
+      the loss and gradients of its share (rows rank*B/K to (rank+1)*B/K); one Allreduce sums
+      the gradient buffer, which is divided by K, and every rank applies the same update. The
+      loss recorded is the mean over the ranks' losses (the whole minibatch's), accuracies
+      are counted on shards and summed, and a stop request (request_stop, Ctrl-C) on any rank
+      stops every rank after the same iteration. Rank 0's parameters and running statistics
+      are broadcast when the Solver is made; only rank 0 prints and writes checkpoints.
+      Running statistics (batch norm) are per rank, each from its own share of the batch,
+      as with PyTorch's DistributedDataParallel; before every accuracy check and at the end of
+      train() every rank takes rank 0's (DDP broadcasts them at each forward: the same
+      values), so evaluation and checkpoints use rank 0's. minidl.nn.SyncBatchNorm computes
+      the statistics over the whole minibatch instead. NumPy's global generator (dropout
+      masks) runs on each rank by itself.
 
     batch_size, num_epochs, print_every and print_acc_every must be positive integers,
     num_train_samples and num_val_samples positive integers or None, lr_decay a positive
@@ -225,6 +246,12 @@ class Solver:
             raise ValueError(f"{name}: seed must be None or an integer >= 0, got {self.seed!r}")
         if self.checkpoint_extra is not None:
             json_ready(self.checkpoint_extra, f"{name}: checkpoint_extra")
+        self.comm = distributed.as_communicator(options["comm"])
+        if self.batch_size % self.comm.size:
+            K, B = self.comm.size, self.batch_size
+            raise ValueError(f"{name}: batch_size {B} is the whole minibatch, split over the "
+                             f"{K} ranks of the communicator, and {K} does not divide it; use a "
+                             f"multiple of {K} (e.g. {B - B % K or K} or {B - B % K + K})")
         self._check_schedule(name)
         if self.augment is not None and not callable(self.augment):
             raise TypeError(f"{name}: augment must be a callable (X, rng) -> X, got "
@@ -264,6 +291,7 @@ class Solver:
         self.val_acc_history = []
         self.stopped_early = False
         self._stop_requested = False
+        self._stop_agreed = False  # data parallel: some rank asked to stop (see _reduce_step)
         self.is_running = False
         # The optimizer keeps the update rule's state (momentum, Adam moments, ...) and
         # updates the model's flat parameter buffer.
@@ -275,6 +303,11 @@ class Solver:
         self._base_lrs = {}
         # An owned generator: reproducible with `seed`, and with np.random.seed otherwise.
         seed = self.seed if self.seed is not None else np.random.randint(2**31 - 1)
+        if self.comm.size > 1:
+            # Every rank draws the same minibatches: rank 0's seed, parameters and buffers.
+            seed = int(self.comm.broadcast(np.array([seed], dtype=np.int64))[0])
+            self.comm.broadcast(self.optimizer.parameters().params)
+            self._broadcast_model_state()
         self.rng = np.random.default_rng(seed)
 
     @property
@@ -293,21 +326,37 @@ class Solver:
         """One gradient update on a random minibatch; called by train()."""
         num_train = self.X_train.shape[0]
         batch_mask = self._sample(num_train, self.batch_size)
-        X_batch = self.X_train[batch_mask]
-        y_batch = self.y_train[batch_mask]
+        share = self.comm.shard(self.batch_size)  # the whole minibatch with one process
         if self.augment is not None:
-            X_batch = self.augment(X_batch, self.rng)
+            # Every rank augments the whole minibatch: the generator stays the same on all.
+            X_batch = self.augment(self.X_train[batch_mask], self.rng)[share]
+        else:
+            X_batch = self.X_train[batch_mask[share]]
+        y_batch = self.y_train[batch_mask[share]]
 
         loss, grads = self.model.loss(X_batch, y_batch)
         loss = float(loss)
+        # One pass puts the gradients into the flat buffer, one call of an elementwise rule
+        # updates everything.
+        flat = self.optimizer.gather_gradients(grads)
+        if self.comm.size > 1:
+            loss = self._reduce_step(loss, flat.grads)
         self.loss_history.append(loss)
         if not math.isfinite(loss):
             # Stop before the update: the parameters stay those of the last finite loss.
             self._diverged(loss)
-        # One pass puts the gradients into the flat buffer (a data-parallel run would
-        # allreduce flat.grads here), one call of an elementwise rule updates everything.
-        flat = self.optimizer.gather_gradients(grads)
         self.optimizer.apply_update(flat)
+
+    def _reduce_step(self, loss, grads):
+        """Data parallel: the mean of the ranks' losses (every rank's share is the same size)
+        and whether any rank asked to stop, in one small allreduce; then the mean of the
+        ranks' gradients in grads, in one allreduce of the whole buffer."""
+        K = self.comm.size
+        total = self.comm.sum([loss, 1.0 if self._stop_requested else 0.0])
+        self._stop_agreed = total[1] > 0
+        self.comm.allreduce(grads)
+        grads /= K
+        return float(total[0] / K)
 
     def learning_rates(self):
         """The current learning rate: a float when every parameter has the same one, a
@@ -422,7 +471,11 @@ class Solver:
     def save_checkpoint(self, path):
         """Write the parameters, model state (running statistics), optimizer state,
         histories, best parameters and RNG states to path (a .npz file with JSON metadata
-        and a SHA-256; see minidl._checkpoint), atomically. Returns path."""
+        and a SHA-256; see minidl._checkpoint), atomically. Returns path. Data parallel:
+        rank 0 writes (the state is the same on every rank, running statistics aside: rank
+        0's), the other ranks write nothing."""
+        if not self.comm.is_root:
+            return path
         meta, arrays = self._checkpoint()
         write_archive(path, meta, arrays)
         return path
@@ -432,7 +485,7 @@ class Solver:
         <name>_epoch_<epoch>.npz, the course's naming; checkpoint_path: one file)."""
         if self.checkpoint_name is not None:
             filename = "%s_epoch_%d.npz" % (self.checkpoint_name, self.epoch)
-            if self.verbose:
+            if self._prints:
                 print('Saving checkpoint to "%s"' % filename)
             self.save_checkpoint(filename)
         if self.checkpoint_path is not None:
@@ -532,6 +585,9 @@ class Solver:
         - num_samples: if not None and smaller than N, use a random subset of this size.
         - batch_size: score the data in batches of this size to bound memory.
         Returns a Python float in [0, 1].
+
+        Data parallel (every rank calls it): each rank scores its share of the rows (after
+        taking rank 0's running statistics) and the counts of correct labels are summed.
         """
         N = X.shape[0]
         if num_samples is not None and N > num_samples:
@@ -541,12 +597,28 @@ class Solver:
             y = y[mask]
         if N == 0:
             return 0.0
-        y_pred = []
-        for start in range(0, N, batch_size):
+        if self.comm.size > 1:
+            self._broadcast_model_state()
+        rows = self.comm.shard(N)
+        X, y = X[rows], np.asarray(y)[rows]
+        correct = 0
+        for start in range(0, len(y), batch_size):
             scores = self.model.loss(X[start:start + batch_size])
-            y_pred.append(np.argmax(scores, axis=1))
-        y_pred = np.concatenate(y_pred)
-        return float(np.mean(y_pred == np.asarray(y)))
+            correct += int(np.count_nonzero(np.argmax(scores, axis=1)
+                                            == y[start:start + batch_size]))
+        if self.comm.size > 1:
+            correct = int(self.comm.sum([correct])[0])
+        return correct / N
+
+    def _broadcast_model_state(self):
+        """Data parallel: every rank takes rank 0's running statistics (an nn module's
+        buffers, the arrays of a coursework model's bn_params), in place."""
+        state = model_state(self.model)
+        arrays = list(state["buffers"].values())
+        for d in state["bn_params"] or ():
+            arrays += [d[k] for k in sorted(d) if isinstance(d[k], np.ndarray)]
+        for a in arrays:
+            self.comm.broadcast(a)
 
     # ------------------------------------------------------------------ hooks
     def on_iteration_begin(self, t, num_iterations):
@@ -554,12 +626,12 @@ class Solver:
 
     def on_iteration(self, t, num_iterations):
         """Called after iteration t (0-based) of num_iterations; prints the loss."""
-        if self.verbose and t % self.print_every == 0:
+        if self._prints and t % self.print_every == 0:
             self._print_loss(t, num_iterations, self._start_time)
 
     def on_check(self, train_acc, val_acc):
         """Called after each accuracy check (the first iteration and every epoch end)."""
-        if self.verbose and self.epoch % self.print_acc_every == 0:
+        if self._prints and self.epoch % self.print_acc_every == 0:
             print("(Epoch %d / %d) train acc: %f; val_acc: %f"
                   % (self.epoch, self.num_epochs, train_acc, val_acc))
 
@@ -567,9 +639,15 @@ class Solver:
         print("(Time %.2f sec; Iteration %d / %d) loss: %f"
               % (time.time() - start_time, t + 1, num_iterations, self.loss_history[-1]))
 
+    @property
+    def _prints(self):
+        """verbose, on rank 0 (data parallel: the other ranks print nothing)."""
+        return self.verbose and self.comm.is_root
+
     def request_stop(self):
         """Ask train() to stop after the current iteration (safe to call from a signal
-        handler): it writes checkpoint_path there, so that a resume continues exactly."""
+        handler): it writes checkpoint_path there, so that a resume continues exactly.
+        Data parallel: a request on any rank stops every rank after the same iteration."""
         self._stop_requested = True
 
     def _restore_best_params(self):
@@ -596,6 +674,8 @@ class Solver:
             self._run_iterations(time_limit)
         finally:
             self.is_running = False
+        if self.comm.size > 1:
+            self._broadcast_model_state()  # every rank ends with rank 0's model
         if return_best_params:
             self._restore_best_params()
 
@@ -611,8 +691,11 @@ class Solver:
             cur_time = time.time()
             if time_limit is not None and t > first:
                 # Stop if one more iteration (as long as the last one) would pass the limit.
-                if cur_time - start_time + (cur_time - prev_time) > time_limit:
-                    if self.verbose:
+                over = cur_time - start_time + (cur_time - prev_time) > time_limit
+                if self.comm.size > 1:
+                    over = self.comm.any(over)  # the ranks' clocks differ; they stop together
+                if over:
+                    if self._prints:
                         self._print_loss(t - 1, num_iterations, start_time)
                         print("End of training; next iteration will exceed the time limit.")
                     self.stopped_early = True
@@ -648,8 +731,9 @@ class Solver:
                 self._save_checkpoint()
                 self.on_check(train_acc, val_acc)
 
-            if self._stop_requested:
-                self._stop_requested = False
+            # Data parallel: the request as the ranks agreed on it in this iteration's step.
+            if self._stop_agreed if self.comm.size > 1 else self._stop_requested:
+                self._stop_requested = self._stop_agreed = False
                 self.stopped_early = True
                 if not checked and self.checkpoint_path is not None:
                     self.save_checkpoint(self.checkpoint_path)

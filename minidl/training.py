@@ -57,6 +57,7 @@ RUN_SETTINGS = {
     "model": None, "data": "digits", "num_train": None, "batch_size": 50, "lr": 1e-3,
     "update_rule": "adam", "lr_schedule": "none", "step_size": None, "gamma": 0.1,
     "lr_decay": 1.0, "reg": 0.0, "augment": False, "dtype": "float32", "seed": 0,
+    "sync_bn": False,
 }
 # What a run's checkpoint holds under 'extra': {"command": RUN_CHECKPOINT_COMMAND,
 # "settings": {...}} (the name of the command that has always written them).
@@ -149,13 +150,14 @@ class InterruptedAfterTraining(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def stop_on_interrupt(solver, on_interrupt=None):
+def stop_on_interrupt(solver, on_interrupt=None, signals=(signal.SIGINT,)):
     """While active, Ctrl-C (SIGINT) during solver.train()'s iterations calls
     solver.request_stop() (then on_interrupt(), if given): train() stops after the current
     iteration, with the model, optimizer and checkpoint in a consistent state. A second
     Ctrl-C there raises KeyboardInterrupt at once. Ctrl-C while no iteration runs (after
     train() returned) raises InterruptedAfterTraining. Outside the main thread (where
-    signals cannot be handled) it does nothing."""
+    signals cannot be handled) it does nothing. signals: the signals handled so (under
+    mpirun also SIGTERM, which is what mpirun sends its processes on Ctrl-C)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -171,11 +173,12 @@ def stop_on_interrupt(solver, on_interrupt=None):
         if on_interrupt is not None:
             on_interrupt()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {s: signal.signal(s, handler) for s in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 # --------------------------------------------------------------------------- curves
@@ -437,14 +440,18 @@ class TrainingRun:
 
     epochs: total epochs; data_dir: CIFAR-10 folder; checkpoint_path: the Solver's checkpoint
     (rewritten every epoch, with the settings, so that the run can be resumed);
-    callbacks: Callback instances (progress, logs).
+    callbacks: Callback instances (progress, logs); comm: None, or a minidl.distributed
+    communicator: every rank makes the same TrainingRun and they train one model (data
+    parallel, see Solver); only rank 0 writes the checkpoint and the curves. The setting
+    sync_bn makes a zoo model's batch norm SyncBatchNorm over comm.
 
     Attributes: settings, epochs, data, data_description, model, model_description,
     input_note (None, or how the images were fitted to the model), augmented,
     iterations_per_epoch, solver, curves_path (after train()).
     """
 
-    def __init__(self, settings, epochs, data_dir=None, checkpoint_path=None, callbacks=()):
+    def __init__(self, settings, epochs, data_dir=None, checkpoint_path=None, callbacks=(),
+                 comm=None):
         unknown = sorted(set(settings) - set(RUN_SETTINGS))
         if unknown:
             raise ValueError(f"TrainingRun: unknown settings {', '.join(unknown)}; known: "
@@ -461,6 +468,11 @@ class TrainingRun:
                                                      s["num_train"])
         self.model, self.model_description = build_model(
             s["model"], self.data["X_train"].shape[1:], 10, dtype, s["seed"], s["reg"])
+        from .distributed import as_communicator
+
+        self.comm = as_communicator(comm)
+        if s["sync_bn"]:
+            self._use_sync_batchnorm()
         self.input_note = None
         if hasattr(self.model, "module"):
             self.data, self.input_note = fit_input(self.model, self.data, s["model"])
@@ -480,9 +492,25 @@ class TrainingRun:
             lr_schedule=None if s["lr_schedule"] == "none" else s["lr_schedule"],
             step_size=s["step_size"], gamma=s["gamma"], batch_size=s["batch_size"],
             num_epochs=epochs, augment=augment, seed=s["seed"], checkpoint_path=checkpoint_path,
-            checkpoint_extra={"command": RUN_CHECKPOINT_COMMAND, "settings": s})
+            checkpoint_extra={"command": RUN_CHECKPOINT_COMMAND, "settings": s},
+            comm=self.comm)
         self.iterations_per_epoch = self.solver._iterations_per_epoch()
         self.curves_path = None
+
+    def _use_sync_batchnorm(self):
+        from .nn import SyncBatchNorm
+
+        name = self.settings["model"]
+        if not hasattr(self.model, "module"):
+            has_bn = bool(getattr(self.model, "bn_params", None))
+            raise ValueError(f"sync_bn: {name} is a coursework model " + (
+                "whose batch norm runs the course's layers on bn_params" if has_bn else
+                "without batch norm") + "; SyncBatchNorm replaces the batch norm of the zoo "
+                "models (minidl.nn)")
+        module = SyncBatchNorm.convert_sync_batchnorm(self.model.module, self.comm)
+        if not any(isinstance(m, SyncBatchNorm) for m in module.modules()):
+            raise ValueError(f"sync_bn: {name} has no batch norm to synchronise")
+        self.model.module = module
 
     @property
     def num_iterations(self):
@@ -509,10 +537,10 @@ class TrainingRun:
             with np.errstate(over="ignore", invalid="ignore"):
                 self.solver.train()
         except TrainingDivergedError:
-            if plot_path is not None:
+            if plot_path is not None and self.comm.is_root:
                 self.curves_path = save_curves(self.solver, plot_path, f"{title} (diverged)")
             raise
-        if plot_path is not None:
+        if plot_path is not None and self.comm.is_root:
             self.curves_path = save_curves(self.solver, plot_path, title)
         return not self.solver.stopped_early
 

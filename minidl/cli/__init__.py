@@ -18,12 +18,11 @@ UsageError raised by run) exit with status 2, other errors (bad values, a missin
 optional module, a failed check) with 1, Ctrl-C with 130. MINIDL_DEBUG=1 shows the
 traceback instead.
 """
-import os
 import sys
 from collections import namedtuple
 
 from . import bench, cs231n, demo, gradcheck, summary, train, viz
-from .args import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UsageError
+from .args import EXIT_FAILURE, EXIT_USAGE, ArgumentParser, report_error
 
 Command = namedtuple("Command", ["help", "add_arguments", "run"])
 
@@ -61,41 +60,16 @@ def _version():
     return f"minidl {__version__}"
 
 
-def _one_line(e):
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
 def _run(name, cmd, args):
-    """Run one command; user-facing errors become one line and a non-zero status."""
+    """Run one command; user-facing errors become one line and a non-zero status
+    (minidl.cli.args.report_error)."""
     try:
         return int(cmd.run(args) or 0)
-    except KeyboardInterrupt:
-        print(f"minidl {name}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (e.g. `minidl demo | head -1`): stop quietly, and point
-        # stdout at devnull so the interpreter's final flush does not complain.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILURE
-    except UsageError as e:
-        if os.environ.get("MINIDL_DEBUG"):
+    except BaseException as e:
+        status = report_error(name, e)
+        if status is None:
             raise
-        print(f"minidl {name}: error: {_one_line(e)} (see 'minidl {name} --help')",
-              file=sys.stderr)
-        return EXIT_USAGE
-    except ImportError as e:
-        if os.environ.get("MINIDL_DEBUG"):
-            raise
-        what = (f"{e.name} is not available in this installation" if e.name
-                else _one_line(e))
-        print(f"minidl {name}: error: {what}", file=sys.stderr)
-        return EXIT_FAILURE
-    except (ValueError, TypeError, KeyError, OSError, ArithmeticError) as e:
-        if os.environ.get("MINIDL_DEBUG"):
-            raise
-        print(f"minidl {name}: error: {_one_line(e)}", file=sys.stderr)
-        return EXIT_FAILURE
+        return status
 
 
 def main(argv=None):

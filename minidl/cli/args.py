@@ -4,6 +4,8 @@
                         accept a value that starts with '-' (``--input -3,32,32``)
     UsageError          raise it from a command's run(args) for a bad combination of
                         arguments: one line and exit status 2, like argparse's own errors
+    report_error(command, error)
+                        the error policy of every subcommand: the one line and the status
     positive_int, nonneg_int, positive_float, nonneg_float, boolean
                         argparse types with messages that name the value
     EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED
@@ -11,6 +13,7 @@
 """
 import argparse
 import contextlib
+import os
 import re
 import sys
 
@@ -70,6 +73,44 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _one_line(e):
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def report_error(command, error, where=""):
+    """The error policy of the minidl command (see minidl.cli) for an exception that
+    command's run(args) raised: print its one line on stderr and return the exit status
+    (2 for a UsageError, 1 for errors the user can fix, 130 for Ctrl-C), or return None when
+    it is not one of those (or MINIDL_DEBUG is set): the caller then lets it propagate with
+    its traceback. where: said after the command's name (e.g. ' (rank 1 of 2)')."""
+    name = f"minidl {command}{where}"
+    debug = bool(os.environ.get("MINIDL_DEBUG"))
+    if isinstance(error, KeyboardInterrupt):
+        print(f"{name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if isinstance(error, BrokenPipeError):
+        # The reader went away (e.g. `minidl demo | head -1`): stop quietly, and point
+        # stdout at devnull so the interpreter's final flush does not complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    if debug:
+        return None
+    if isinstance(error, UsageError):
+        print(f"{name}: error: {_one_line(error)} (see 'minidl {command} --help')",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(error, ImportError):
+        what = (f"{error.name} is not available in this installation" if error.name
+                else _one_line(error))
+        print(f"{name}: error: {what}", file=sys.stderr)
+        return EXIT_FAILURE
+    if isinstance(error, (ValueError, TypeError, KeyError, OSError, ArithmeticError)):
+        print(f"{name}: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_FAILURE
+    return None
 
 
 def _number_type(name, convert, expected, accept):

@@ -1,22 +1,30 @@
 """``minidl train``: train a coursework or zoo model with a progress bar, checkpoints and
 curves. The run itself is minidl.training.TrainingRun; this module parses the options,
-resolves them against a resumed checkpoint, and prints."""
+resolves them against a resumed checkpoint, and prints.
+
+Under mpirun (``mpirun -n K python -m minidl train ...``) the K processes train one model
+(minidl.distributed): rank 0 prints and writes the files; an error on any rank prints its
+line with the rank's number and ends the whole job (MPI_Abort); SIGTERM (what mpirun sends
+on Ctrl-C) stops every rank after the same iteration and rank 0 writes the checkpoint."""
 import contextlib
 import os
+import signal
 import sys
 import time
+import traceback
 import warnings
 
 import numpy as np
 
 import minidl
+from minidl import distributed
 from minidl.solver import TrainingDivergedError
 from minidl.optim import UPDATE_RULES
-from minidl.training import (DATASETS, RUN_SETTINGS, InterruptedAfterTraining, TrainingRun,
-                             num_params, read_run_settings, stop_on_interrupt)
+from minidl.training import (DATASETS, RUN_SETTINGS, Callback, InterruptedAfterTraining,
+                             TrainingRun, num_params, read_run_settings, stop_on_interrupt)
 
-from .args import (EXIT_INTERRUPTED, UsageError, nonneg_float, num_threads, positive_float,
-                   positive_int)
+from .args import (EXIT_FAILURE, EXIT_INTERRUPTED, UsageError, nonneg_float, num_threads,
+                   positive_float, positive_int, report_error)
 from .progress import EpochProgress
 
 HELP = ("train a coursework or zoo model on digits or CIFAR-10, with progress, checkpoints "
@@ -31,12 +39,22 @@ EXAMPLES = """examples:
   minidl train --model resnet20 --data cifar10 --data-dir ~/data --augment --epochs 30 \\
                --lr-schedule step --step-size 10 --threads 4
   minidl train --resume runs/resnet20-digits/checkpoint.npz --epochs 5   # continue a run
+  mpirun -n 4 python -m minidl train --model resnet20 --data cifar10 --batch-size 128 --sync-bn
+  mpirun -H host1,host2 -n 4 python -m minidl train ...   # 2 machines (checkpoints on rank 0's)
 
 Ctrl-C stops after the current iteration, saves the checkpoint and prints how to resume
 (exit status 130); --resume continues exactly where the run stopped: the same seed gives the
 same loss history as a run that was never interrupted. Checkpoints are .npz files with JSON
 metadata and a SHA-256, and run no code when loaded; the pickle checkpoints of minidl 0.1
 load only with --allow-pickle (for files you trust).
+
+Under mpirun the K processes train one model: --batch-size stays the whole minibatch (K must
+divide it), each process computes its 1/K share and the gradients are averaged (float64: the
+same parameters as one process); rank 0 prints and writes the checkpoint, which --resume
+continues with any number of processes. Batch norm uses each process's share of the batch
+unless --sync-bn. Ctrl-C on mpirun: mpirun sends SIGTERM after `--mca
+odls_base_sigkill_timeout` seconds (default 1) and SIGKILL as long after that; the run stops
+after the current iteration and writes the checkpoint if that fits in the time.
 
 models: coursework: fc, twolayer, threelayer (or convnet), deepconvnet; or any zoo name
 (minidl.models.zoo.list_models()), best the CIFAR-size ones: resnet20/32/44/56/110,
@@ -90,13 +108,18 @@ def add_arguments(parser):
                         "1 pixel), plus horizontal flips on CIFAR-10")
     parser.add_argument("--dtype", choices=("float32", "float64"),
                         help=f"dtype of data and parameters (default: {d['dtype']})")
+    parser.add_argument("--sync-bn", action="store_const", const=True,
+                        help="under mpirun: batch norm with the statistics of the whole "
+                        "minibatch over all processes (SyncBatchNorm; zoo models), instead of "
+                        "each process's share")
     parser.add_argument("--seed", type=int,
                         help=f"seed for the weights, minibatches and augmentation "
                         f"(default: {d['seed']})")
     parser.add_argument("--threads", type=positive_int,
                         help="threads for kernels and BLAS (default: 1 for the 8x8 digits, "
                         "whose small tensors only lose from more; for cifar10 "
-                        "MINIDL_NUM_THREADS or all cores)")
+                        "MINIDL_NUM_THREADS or all cores, shared out among the processes "
+                        "mpirun starts on one machine)")
     parser.add_argument("--out", metavar="DIR",
                         help="folder for the checkpoint and the curves (default: "
                         "runs/MODEL-DATA; with --resume, the checkpoint's folder)")
@@ -139,18 +162,65 @@ def _resolve_settings(args, saved):
 
 def run(args):
     """``minidl train``: returns the exit status (0, or 130 when stopped by Ctrl-C)."""
+    comm = distributed.world()  # this process alone unless mpirun started it
     threads = args.threads
     if threads is None:
-        threads = 1 if args.data in (None, "digits") else minidl.get_num_threads()
-    with num_threads(threads):
-        return _train(args)
+        threads = 1 if args.data in (None, "digits") else max(
+            minidl.get_num_threads() // comm.local_size, 1)
+    if comm.size == 1:
+        with num_threads(threads):
+            return _train(args, comm)
+    # Data parallel: rank 0 prints; an error on any rank ends the job (the other ranks would
+    # otherwise wait for it in their next allreduce).
+    try:
+        with num_threads(threads), _quiet_unless(comm.is_root):
+            return _train(args, comm)
+    except BaseException as e:
+        status = report_error("train", e, where=f" (rank {comm.rank} of {comm.size})")
+        if status is None:
+            print(f"minidl train (rank {comm.rank} of {comm.size}): unexpected error:",
+                  file=sys.stderr)
+            traceback.print_exc()
+            status = EXIT_FAILURE
+        comm.abort(status)
+        raise  # abort does not return
+
+
+@contextlib.contextmanager
+def _quiet_unless(prints):
+    """stdout to devnull unless prints (the ranks other than 0); stderr stays."""
+    if prints:
+        yield
+        return
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
+
+
+class _StoppedNote(Callback):
+    """When Ctrl-C stopped the iterations: say where the checkpoint is and how to resume, as
+    soon as it is written (before the curves: under mpirun, SIGKILL follows SIGTERM soon)."""
+
+    def __init__(self, ckpt_path, epochs, num_processes):
+        self.ckpt_path, self.epochs, self.num_processes = ckpt_path, epochs, num_processes
+
+    def on_train_end(self, solver):
+        if not solver.stopped_early:
+            return
+        total = self.epochs * solver._iterations_per_epoch()
+        print(f"interrupted after {solver.iteration} of {total} iterations ({solver.epoch} of "
+              f"{self.epochs} epochs complete); checkpoint saved: {self.ckpt_path}")
+        if self.num_processes == 1:
+            print(f"resume with: minidl train --resume {self.ckpt_path}", flush=True)
+        else:
+            print(f"resume with: mpirun -n {self.num_processes} python -m minidl train --resume "
+                  f"{self.ckpt_path}   (with any number of processes)", flush=True)
 
 
 def _threads_text(n):
     return f"{n} thread" if n == 1 else f"{n} threads"
 
 
-def _train(args):
+def _train(args, comm):
     start = time.perf_counter()
     saved, ckpt_epochs = None, None
     if args.allow_pickle and args.resume is None:
@@ -166,6 +236,11 @@ def _train(args):
         raise ValueError("give either --lr-decay or --lr-schedule, not both")
     if s["lr_schedule"] == "step" and s["step_size"] is None:
         s["step_size"] = max(epochs // 3, 1)
+    if s["batch_size"] % comm.size:
+        B, K = s["batch_size"], comm.size
+        raise UsageError(f"--batch-size {B} is the whole minibatch, shared by the {K} processes "
+                         f"mpirun started, and {K} does not divide it; use a multiple of {K} "
+                         f"(e.g. {B - B % K or K} or {B - B % K + K})")
 
     if args.out:
         out_dir = args.out
@@ -177,8 +252,9 @@ def _train(args):
     plot_path = args.plot or os.path.join(out_dir, "curves.png")
 
     progress = EpochProgress(progress=not args.no_progress)
+    stopped = _StoppedNote(ckpt_path, epochs, comm.size)
     run = TrainingRun(s, epochs, data_dir=args.data_dir, checkpoint_path=ckpt_path,
-                      callbacks=[progress])
+                      callbacks=[progress, stopped] if comm.is_root else [], comm=comm)
     n = {k: len(v) for k, v in run.data.items() if k.startswith("y_")}
     print(f"minidl train: {s['model']} on {s['data']}: {run.data_description}; train/val/test "
           f"{n['y_train']}/{n['y_val']}/{n.get('y_test', 0)}")
@@ -190,8 +266,13 @@ def _train(args):
     print(f"training: {s['update_rule']} lr {s['lr']:g}{sched}{decay}, batch {s['batch_size']}, "
           f"{epochs} epoch{'s' if epochs != 1 else ''} x {run.iterations_per_epoch} iterations, "
           f"seed {s['seed']}" + (", augmented" if run.augmented else "")
-          + f"; {minidl.kernels_info()['path']}, {_threads_text(minidl.get_num_threads())}",
-          flush=True)
+          + f"; {minidl.kernels_info()['path']}, {_threads_text(minidl.get_num_threads())}"
+          + (" per process" if comm.size > 1 else ""), flush=True)
+    if comm.size > 1:
+        bn = ("batch norm over the whole minibatch (--sync-bn)" if s["sync_bn"]
+              else "batch norm per process")
+        print(f"data parallel: {comm.size} processes (MPI), {s['batch_size'] // comm.size} "
+              f"images each per step; gradients averaged with one allreduce; {bn}", flush=True)
     if args.resume is not None:
         with warnings.catch_warnings():  # the pickle warning was printed above
             warnings.simplefilter("ignore", UserWarning)
@@ -206,21 +287,28 @@ def _train(args):
             return 0
 
     def on_interrupt():
-        print("\nminidl train: Ctrl-C: stopping after this iteration (Ctrl-C again to abort)",
-              file=sys.stderr, flush=True)
+        if comm.is_root:
+            print("\nminidl train: Ctrl-C: stopping after this iteration (Ctrl-C again to "
+                  "abort)", file=sys.stderr, flush=True)
 
+    # Under mpirun, Ctrl-C reaches the processes as SIGTERM (from mpirun).
+    signals = (signal.SIGINT,) if comm.size == 1 else (signal.SIGINT, signal.SIGTERM)
     try:
-        with stop_on_interrupt(run.solver, on_interrupt):
+        with stop_on_interrupt(run.solver, on_interrupt, signals):
             finished = run.train(plot_path)
-            filters_text = _write_filters(run, plot_path, s) if args.viz else None
+            filters_text = (_write_filters(run, plot_path, s) if args.viz and comm.is_root
+                            else None)
             return _report(run, finished, ckpt_path, epochs, start, filters_text)
     except TrainingDivergedError as e:
         note = f" Curves so far: {run.curves_path}" if run.curves_path else ""
         raise ValueError(f"training diverged: {e.detail}{note}") from None
     except InterruptedAfterTraining:
-        print(f"minidl train: interrupted after training ({run.solver.epoch} of {epochs} epochs "
-              f"complete); the checkpoint was written: {ckpt_path}", file=sys.stderr,
-              flush=True)
+        if comm.is_root:
+            print(f"minidl train: interrupted after training ({run.solver.epoch} of {epochs} "
+                  f"epochs complete); the checkpoint was written: {ckpt_path}",
+                  file=sys.stderr, flush=True)
+        if comm.size > 1:  # the other ranks may be in a collective of the test accuracy
+            comm.abort(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
 
 
@@ -240,14 +328,10 @@ def _report(run, finished, ckpt_path, epochs, start, filters_text=None):
     """Print the end of a run (stopped early, or test accuracy and files); its exit status.
     filters_text: where --viz wrote the filter grid (None without --viz)."""
     curves_text = run.curves_path or MATPLOTLIB_NOTE
-    if not finished:
-        solver = run.solver
-        print(f"interrupted after {solver.iteration} of {run.num_iterations} iterations "
-              f"({solver.epoch} of {epochs} epochs complete); checkpoint saved: {ckpt_path}")
-        print(f"curves: {curves_text}")
+    if not finished:  # _StoppedNote said where the checkpoint is
+        print(f"curves: {curves_text}", flush=not filters_text)
         if filters_text:
-            print(f"filters: {filters_text}")
-        print(f"resume with: minidl train --resume {ckpt_path}", flush=True)
+            print(f"filters: {filters_text}", flush=True)
         return EXIT_INTERRUPTED
 
     test = run.test_accuracy()

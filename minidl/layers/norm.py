@@ -28,27 +28,56 @@ from ._checks import (LayerCache, check_array, check_dout, check_param_keys, che
                       check_shape, open_cache, positive_int)
 
 
-def _standardize(x, axes, eps):
-    """xhat = (x - mean) / sqrt(var + eps), statistics over ``axes`` (kept as size-1 dims).
+def _means(axes, reduce, *arrays):
+    """The means over ``axes`` (kept as size-1 dims) of each array, in its dtype.
 
-    Returns xhat, mean, var (biased) and istd = 1 / sqrt(var + eps).
+    reduce None: over this array alone. Otherwise the arrays are shards of a batch spread over
+    several processes, and reduce(buffer) returns the elementwise sum of a float64 buffer over
+    all of them (an allreduce; see minidl.distributed): the local sums and the local count go
+    into one buffer, one call, and each mean is the global sum over the global count. Returns
+    a tuple (one mean per array) and the count the means are over.
     """
-    mean = x.mean(axis=axes, keepdims=True)
+    count = int(np.prod([arrays[0].shape[a] for a in axes]))
+    if reduce is None:
+        return tuple(a.mean(axis=axes, keepdims=True) for a in arrays), count
+    sums = [a.sum(axis=axes, keepdims=True, dtype=np.float64) for a in arrays]
+    buffer = np.concatenate([s.ravel() for s in sums] + [np.array([count], np.float64)])
+    total = reduce(buffer)
+    count = int(round(total[-1]))
+    if count == 0:
+        raise ValueError(f"batch norm across processes: no process has any values to "
+                         f"normalise (local shape {arrays[0].shape})")
+    out, offset = [], 0
+    for a, s in zip(arrays, sums):
+        out.append((total[offset:offset + s.size].reshape(s.shape) / count).astype(a.dtype))
+        offset += s.size
+    return tuple(out), count
+
+
+def _standardize(x, axes, eps, reduce=None):
+    """xhat = (x - mean) / sqrt(var + eps), statistics over ``axes`` (kept as size-1 dims);
+    with reduce (see _means) over ``axes`` of the whole batch that x is one shard of (two
+    reductions: the mean, then the variance around it).
+
+    Returns xhat, mean, var (biased), istd = 1 / sqrt(var + eps) and the count the
+    statistics are over.
+    """
+    (mean,), count = _means(axes, reduce, x)
     xc = x - mean
-    var = np.mean(xc * xc, axis=axes, keepdims=True)
+    (var,), _ = _means(axes, reduce, xc * xc)
     istd = 1.0 / np.sqrt(var + eps)
-    return xc * istd, mean, var, istd
+    return xc * istd, mean, var, istd, count
 
 
-def _standardize_backward(dxhat, xhat, istd, axes):
+def _standardize_backward(dxhat, xhat, istd, axes, reduce=None):
     """Gradient of xhat = standardize(x) over ``axes``: the simplified closed form
 
         dx = istd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
 
-    (means over ``axes``). Every normalisation layer's dx goes through here.
+    (means over ``axes``; with reduce, over the whole batch: one reduction of both sums).
+    Every normalisation layer's dx goes through here.
     """
-    m1 = dxhat.mean(axis=axes, keepdims=True)
-    m2 = (dxhat * xhat).mean(axis=axes, keepdims=True)
+    (m1, m2), _ = _means(axes, reduce, dxhat, dxhat * xhat)
     return istd * (dxhat - m1 - xhat * m2)
 
 
@@ -135,13 +164,14 @@ def _check_batch_statistics(layer, x):
                          f"to compute batch statistics, got x {x.shape}")
 
 
-def _update_running(bn_param, running, momentum, mean, var, x):
+def _update_running(bn_param, running, momentum, mean, var, x, count=None):
     """Write the new running statistics into bn_param: running = momentum * running +
     (1 - momentum) * batch, in each running array's dtype; mean, var (C,) are the batch's
     (biased) statistics in x's dtype, var made unbiased first when
-    bn_param['unbiased_running_var'] is set."""
+    bn_param['unbiased_running_var'] is set (count: the values per feature the statistics
+    are over; default x's)."""
     if bn_param.get("unbiased_running_var", False):
-        M = x.size // x.shape[1]
+        M = x.size // x.shape[1] if count is None else count
         var = var * (M / (M - 1))
     rm, rv = running["running_mean"], running["running_var"]
     bn_param["running_mean"] = (momentum * rm + (1 - momentum) * mean).astype(rm.dtype, copy=False)
@@ -159,7 +189,7 @@ class _BNCache:
     """What batch norm's backward needs (statistics kept with size-1 dims for broadcasting)."""
 
     __slots__ = ("layer", "mode", "x", "xhat", "mean", "var", "istd", "gamma", "axes", "pshape",
-                 "eps", "fused")
+                 "eps", "fused", "reduce")
 
     def __init__(self, **kw):
         for k, v in kw.items():
@@ -173,39 +203,57 @@ class BatchNorm:
     bn_param: 'mode' ('train' or 'test', required), 'eps' (1e-5), 'momentum' (0.9),
     'running_mean', 'running_var' (D,) (created as zeros and updated in the dict in 'train'
     mode), 'unbiased_running_var' (False). See the module docstring.
+
+    reduce (synchronised batch norm): None, or a function that returns the elementwise sum
+    of a 1-D float64 buffer over every process holding a shard of the batch (e.g. a
+    minidl.distributed communicator's ``allreduce``). Training mode then normalises with the
+    mean and variance of the whole batch (the local sums and counts reduced: one call for the
+    mean, one for the variance), running statistics take them (with the whole batch's
+    count), and backward reduces its two sums over the batch in one call, so that K
+    processes give exactly what one process gives on the whole batch. dgamma and dbeta stay
+    this shard's sums (a data-parallel step sums or averages them with the other gradients).
     """
 
     @staticmethod
-    def forward(x, gamma, beta, bn_param):
+    def forward(x, gamma, beta, bn_param, reduce=None):
         """x (N, D), gamma (D,), beta (D,), bn_param -> out (N, D), cache."""
         check_array("BatchNorm", "x", x, ndim=2)
-        return BatchNorm._forward("BatchNorm", "bn_param", x, gamma, beta, bn_param)
+        return BatchNorm._forward("BatchNorm", "bn_param", x, gamma, beta, bn_param,
+                                  reduce=reduce)
 
     @staticmethod
-    def _forward(layer, params_name, x, gamma, beta, bn_param, fused=False):
+    def _forward(layer, params_name, x, gamma, beta, bn_param, fused=False, reduce=None):
         """Batch norm of x (N, C, ...) with features on axis 1: statistics over every other axis.
 
         fused=True runs training mode through the compiled kernel when it is built (the same
         formulas in two passes over memory, without keeping xhat); backward then goes through
-        its compiled gradient (see SpatialBatchNorm.backward)."""
+        its compiled gradient (see SpatialBatchNorm.backward). reduce: see the class; it
+        runs the NumPy formulas (the compiled kernel has no place for a reduction)."""
         C = x.shape[1]
         bn_param, mode, eps, momentum, running = _bn_settings(layer, params_name, x, gamma, beta,
                                                               bn_param)
         axes = (0,) + tuple(range(2, x.ndim))
         pshape = (1, C) + (1,) * (x.ndim - 2)
         if mode == "train":
-            _check_batch_statistics(layer, x)
-            fused = fused and _kernels.direct_available()
+            if reduce is None:
+                _check_batch_statistics(layer, x)
+            fused = fused and reduce is None and _kernels.direct_available()
+            count = None
             if fused:
                 out, mean64, var64 = _kernels.batchnorm_forward_train(x, gamma, beta, eps)
                 mean = mean64.astype(x.dtype).reshape(pshape)
                 var = var64.astype(x.dtype).reshape(pshape)
                 xhat, istd = None, None
             else:
-                xhat, mean, var, istd = _standardize(x, axes, eps)
-            _update_running(bn_param, running, momentum, mean.reshape(C), var.reshape(C), x)
+                xhat, mean, var, istd, count = _standardize(x, axes, eps, reduce)
+                if count < 2:
+                    raise ValueError(f"{layer}: training mode needs more than one value per "
+                                     f"feature to compute batch statistics, got {count} over "
+                                     f"every process (local x {x.shape})")
+            _update_running(bn_param, running, momentum, mean.reshape(C), var.reshape(C), x,
+                            count)
         else:
-            fused = False
+            fused, reduce = False, None
             mean = running["running_mean"].astype(x.dtype, copy=False).reshape(pshape)
             var = running["running_var"].astype(x.dtype, copy=False).reshape(pshape)
             istd = 1.0 / np.sqrt(var + eps)
@@ -213,7 +261,8 @@ class BatchNorm:
         if not fused:
             out = xhat * gamma.reshape(pshape) + beta.reshape(pshape)
         cache = _BNCache(layer=layer, mode=mode, x=x, xhat=xhat, mean=mean, var=var, istd=istd,
-                         gamma=gamma, axes=axes, pshape=pshape, eps=eps, fused=fused)
+                         gamma=gamma, axes=axes, pshape=pshape, eps=eps, fused=fused,
+                         reduce=reduce)
         return out, LayerCache(layer, cache)
 
     @staticmethod
@@ -221,6 +270,8 @@ class BatchNorm:
         """dout (N, D) -> dx (N, D), dgamma (D,), dbeta (D,), by backpropagating step by
         step through the computational graph mean -> centre -> var -> 1/std -> xhat."""
         c, = open_cache("BatchNorm", cache)
+        if c.reduce is not None:  # across processes: the closed form, where the sums reduce
+            return _backward_closed_form(dout, c)
         check_dout(c.layer, dout, c.x.shape, c.x.dtype)
         if c.fused:
             return _fused_backward(dout, c)
@@ -255,7 +306,7 @@ def _backward_closed_form(dout, c):
     dxhat = dout * c.gamma.reshape(c.pshape)
     if c.mode == "test":
         return dxhat * c.istd, dgamma, dbeta
-    return _standardize_backward(dxhat, c.xhat, c.istd, c.axes), dgamma, dbeta
+    return _standardize_backward(dxhat, c.xhat, c.istd, c.axes, c.reduce), dgamma, dbeta
 
 
 class SpatialBatchNorm:
@@ -265,14 +316,15 @@ class SpatialBatchNorm:
     bn_param as BatchNorm's, with running statistics of shape (C,). Runs BatchNorm's code
     (features on axis 1), so there is one implementation of the math; in training mode the
     compiled kernels run that same math in two passes over memory when they are built.
+    reduce: as BatchNorm's (statistics over N, H, W of the whole batch across processes).
     """
 
     @staticmethod
-    def forward(x, gamma, beta, bn_param):
+    def forward(x, gamma, beta, bn_param, reduce=None):
         """x (N, C, H, W), gamma (C,), beta (C,), bn_param -> out (N, C, H, W), cache."""
         check_array("SpatialBatchNorm", "x", x, ndim=4)
         return BatchNorm._forward("SpatialBatchNorm", "bn_param", x, gamma, beta, bn_param,
-                                  fused=True)
+                                  fused=True, reduce=reduce)
 
     @staticmethod
     def backward(dout, cache):
@@ -295,7 +347,7 @@ class LayerNorm:
         _check_affine("LayerNorm", x, gamma, beta, x.shape[1], [(x.shape[1],)])
         ln_param = _check_param_dict("LayerNorm", "ln_param", ln_param, LN_PARAM_KEYS)
         eps = check_eps("LayerNorm", "ln_param['eps']", ln_param.get("eps", 1e-5))
-        xhat, _, _, istd = _standardize(x, (1,), eps)
+        xhat, _, _, istd, _ = _standardize(x, (1,), eps)
         out = xhat * gamma + beta
         return out, LayerCache("LayerNorm", x.shape, x.dtype, xhat, istd, gamma)
 
@@ -332,7 +384,7 @@ class SpatialGroupNorm:
         gn_param = _check_param_dict(layer, "gn_param", gn_param, LN_PARAM_KEYS)
         eps = check_eps(layer, "gn_param['eps']", gn_param.get("eps", 1e-5))
         axes = (2, 3, 4)
-        xhat_g, _, _, istd = _standardize(x.reshape(N, G, C // G, H, W), axes, eps)
+        xhat_g, _, _, istd, _ = _standardize(x.reshape(N, G, C // G, H, W), axes, eps)
         xhat = xhat_g.reshape(x.shape)
         out = xhat * gamma.reshape(1, C, 1, 1) + beta.reshape(1, C, 1, 1)
         return out, LayerCache("SpatialGroupNorm", x.dtype, xhat, istd, gamma, beta.shape, G)

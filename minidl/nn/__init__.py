@@ -7,6 +7,8 @@
     Conv2d, Linear, ReLU, ReLU6, Sigmoid, Identity, MaxPool2d, AvgPool2d, GlobalAvgPool,
     AdaptiveAvgPool2d, BatchNorm2d, BatchNorm1d, LayerNorm, Dropout, Flatten, ChannelShuffle,
     ChannelSlice, Subsample, ChannelPad
+    SyncBatchNorm          batch norm with the statistics of the whole data-parallel batch
+                           (minidl.distributed); convert_sync_batchnorm(model, comm)
     Sequential, Residual, Concat, SE          containers (paths joined by add/concat/scale)
     FlatParameters         all parameters and all gradients as two contiguous buffers
                            (Module.flat_parameters(); bind_parameters for dict models)
@@ -16,7 +18,7 @@
 """
 from . import init
 from .activation import ReLU, ReLU6, Sigmoid
-from .batchnorm import BatchNorm1d, BatchNorm2d
+from .batchnorm import BatchNorm1d, BatchNorm2d, SyncBatchNorm
 from .classifier import ClassifierModel
 from .containers import SE, Concat, Residual, Sequential, get_fusion, no_fusion, set_fusion
 from .conv import Conv2d
@@ -37,5 +39,6 @@ __all__ = ["Module", "LayerTrace", "ParamView", "ShapeError", "StateDictError", 
            "AdaptiveAvgPool2d", "BatchNorm2d", "BatchNorm1d", "LayerNorm", "Dropout", "Flatten",
            "ChannelShuffle", "ChannelSlice", "Subsample", "ChannelPad", "Sequential",
            "Residual", "Concat", "SE", "Optimizer", "ClassifierModel", "check_gradients",
+           "SyncBatchNorm",
            "manual_seed", "init"]
 __all__ += ["FlatParameters", "bind_parameters", "set_fusion", "get_fusion", "no_fusion"]

@@ -1,4 +1,5 @@
-"""BatchNorm1d and BatchNorm2d: PyTorch's arguments over the course's batch-norm layers."""
+"""BatchNorm1d, BatchNorm2d and SyncBatchNorm: PyTorch's arguments over the course's batch-norm
+layers."""
 import numpy as np
 
 from ..layers._checks import positive_int
@@ -9,7 +10,7 @@ from ..layers.norm import check_eps, check_momentum
 from . import init as _init
 from .module import Module
 
-__all__ = ["BatchNorm2d", "BatchNorm1d"]
+__all__ = ["BatchNorm2d", "BatchNorm1d", "SyncBatchNorm"]
 
 
 class _BatchNorm(Module):
@@ -94,3 +95,86 @@ class BatchNorm1d(_BatchNorm):
     """Batch norm over N per feature: (N, D) -> (N, D)."""
     _layer = _BatchNormLayer
     _ndim = 1
+
+
+class _SyncLayer:
+    """SyncBatchNorm's layer: BatchNorm on (N, D), SpatialBatchNorm on (N, C, H, W), given
+    the module's reduction (None with a single process: the plain layers, compiled path
+    included)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def forward(self, x, gamma, beta, bn_param):
+        layer = _BatchNormLayer if x.ndim == 2 else _SpatialBatchNormLayer
+        return layer.forward(x, gamma, beta, bn_param, reduce=self.module._reduce())
+
+    @staticmethod
+    def backward(dout, cache):
+        layer = _BatchNormLayer if np.ndim(dout) == 2 else _SpatialBatchNormLayer
+        return layer.backward(dout, cache)
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch norm whose training statistics are those of the whole data-parallel batch:
+    (N, D) or (N, C, H, W) -> the same shape, N being this rank's share of the batch.
+
+    In training mode the mean and variance are reduced over every rank of comm (the forward
+    sums, then the two backward sums sum(dout) and sum(dout * xhat), each in one small
+    allreduce), so that K ranks normalise with exactly the statistics one process would
+    compute on the whole batch, and update the running statistics with them (identical on
+    every rank). Evaluation uses the running statistics, as BatchNorm2d does. The parameters,
+    buffers and state_dict keys are BatchNorm2d's (PyTorch's SyncBatchNorm).
+
+    comm: a minidl.distributed communicator; None means minidl.distributed.world() (looked up
+    at the first training forward; a single process then runs plain batch norm).
+    ``SyncBatchNorm.convert_sync_batchnorm(model, comm)`` turns a model's BatchNorm1d/2d
+    modules into SyncBatchNorm (parameters and buffers kept), as in PyTorch.
+    """
+
+    # Containers never fuse it with a following ReLU (minidl.nn.containers, where they fuse
+    # BatchNorm2d): the compiled fused kernel has no place for the reduction.
+    _relu_layer = None
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, comm=None):
+        super().__init__(num_features, eps, momentum)
+        self.comm = comm
+
+    @property
+    def _layer(self):
+        return _SyncLayer(self)
+
+    def _reduce(self):
+        """The allreduce for the layer, or None when this process trains alone."""
+        comm = self.comm
+        if comm is None:
+            from .. import distributed
+
+            comm = distributed.world()
+        return comm.allreduce if comm.size > 1 else None
+
+    def _out_shape(self, shape):
+        if len(shape) not in (1, 3):
+            raise ValueError(f"expects (C,) or (C, H, W) per sample, got {shape}")
+        if shape[0] != self.num_features:
+            raise ValueError(f"expects {self.num_features} channels, got {shape[0]}")
+        return shape
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["comm"] = None  # a communicator belongs to its processes: world() after a copy
+        return state
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, comm=None):
+        """module with every BatchNorm1d/BatchNorm2d in it (itself included) replaced by a
+        SyncBatchNorm that keeps its parameters, buffers, settings and mode. Children are
+        replaced in place; returns the module (a new SyncBatchNorm when module is one)."""
+        if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+            sync = cls.__new__(cls)
+            sync.__dict__.update(module.__dict__)  # the same arrays: nothing is drawn again
+            sync.__dict__["comm"] = comm
+            return sync
+        for name, child in list(module.named_children()):
+            module._children[name] = cls.convert_sync_batchnorm(child, comm)
+        return module
