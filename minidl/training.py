@@ -44,7 +44,8 @@ from .solver import Solver, TrainingDivergedError, read_checkpoint
 
 __all__ = ["TrainingRun", "Callback", "EpochEnd", "CallbackSolver", "stop_on_interrupt",
            "save_curves", "build_model", "load_data", "fit_input", "num_params",
-           "read_run_settings", "RUN_SETTINGS", "COURSEWORK_MODELS", "DATASETS"]
+           "read_run_settings", "RUN_SETTINGS", "COURSEWORK_MODELS", "DATASETS",
+           "DATASET_SHAPES"]
 
 # The settings that define a run: stored in its checkpoint (see read_run_settings), so that a
 # resumed run continues with them. name -> default.
@@ -213,6 +214,8 @@ def save_curves(solver, path, title=None):
 # --------------------------------------------------------------------------- data
 
 DATASETS = ("digits", "cifar10")
+# One image of each data set, (C, H, W), as load_data returns them.
+DATASET_SHAPES = {"digits": (1, 8, 8), "cifar10": (3, 32, 32)}
 
 
 def load_data(name, data_dir=None, dtype=np.float32, num_train=None):

@@ -1,7 +1,7 @@
 """The ``minidl`` command (also ``python -m minidl``).
 
-One module per subcommand in this package (demo, train, gradcheck, summary, bench, cs231n),
-each with
+One module per subcommand in this package (demo, train, gradcheck, summary, bench, cs231n,
+export), each with
 
     HELP                    the one-line description ``minidl --help`` lists
     add_arguments(parser)   adds the subcommand's options to its argparse parser
@@ -22,7 +22,7 @@ import os
 import sys
 from collections import namedtuple
 
-from . import bench, cs231n, demo, gradcheck, summary, train
+from . import bench, cs231n, demo, export, gradcheck, summary, train
 from .args import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UsageError
 
 Command = namedtuple("Command", ["help", "add_arguments", "run"])
@@ -39,6 +39,7 @@ COMMANDS = {
     "summary": _command(summary),
     "bench": _command(bench),
     "cs231n": _command(cs231n),
+    "export": _command(export),
 }
 
 
