@@ -202,6 +202,12 @@ def test_data_parallel_prefix_is_dropped():
     net = minidl_net()
     interop.load_torch_state_dict(net, sd)
     np.testing.assert_array_equal(net[10].bias, sd["module.10.bias"].numpy())
+    # ... but not from a model whose own names start with it
+    own = nn.Sequential(OrderedDict(module=nn.Linear(2, 3)))
+    state = {"module.weight": torch.ones(3, 2), "module.bias": torch.zeros(3)}
+    interop.load_torch_state_dict(own, state)
+    assert list(interop.to_torch_state_dict(own)) == ["module.weight", "module.bias"]
+    assert np.all(own.module.weight == 1)
 
 
 # ---------------------------------------------------------------------------- .pth files

@@ -88,12 +88,26 @@ def test_every_zoo_model_matches_onnxruntime(name, tmp_path):
 
 
 @pytest.mark.parametrize("name, options", [("resnet18", {}), ("googlenet", {"aux_logits": True}),
-                                           ("mobilenet_v2", {})])
+                                           ("mobilenet_v2", {})],
+                         ids=["resnet18", "googlenet-aux_logits", "mobilenet_v2"])
 def test_zoo_models_at_their_real_size(name, options, tmp_path):
     nn.manual_seed(0)
     model = randomise_batch_norm(zoo.get_model(name, **options))
     err = exported_error(model, model.default_input, tmp_path, batch=1)
     print(f"\n{name} {model.default_input}: onnxruntime float32 {err:.1e}")
+    assert err <= TOLERANCE
+
+
+@pytest.mark.parametrize("name, options", [
+    ("googlenet", {"batch_norm": False}),   # the paper's: 5x5 convs, padded floor-mode pools
+    ("vgg11_cifar", {"batch_norm": False}),  # conv biases straight into ReLU
+    ("resnet50", {"stride_in_1x1": True}),   # strided 1x1 convs
+], ids=["googlenet-paper", "vgg11_cifar-no-bn", "resnet50-stride_in_1x1"])
+def test_zoo_options_that_change_the_graph(name, options, tmp_path):
+    nn.manual_seed(0)
+    model = randomise_batch_norm(zoo.get_model(name, **options))
+    err = exported_error(model, (3, 32, 32), tmp_path)
+    print(f"\n{name} {options}: onnxruntime float32 {err:.1e}")
     assert err <= TOLERANCE
 
 
@@ -150,6 +164,8 @@ def _seq(*mods):
                               nn.Sequential(nn.Subsample(2), nn.ChannelPad(1, 2))),
                   nn.Sigmoid(), nn.ReLU6(), nn.Dropout(0.5), nn.Flatten(),
                   nn.BatchNorm1d(6 * 4 * 3), nn.Linear(72, 4, bias=False)), (3, 7, 5)),
+    # not an image model: features in, logits out
+    (lambda: _seq(nn.Linear(5, 4), nn.ReLU(), nn.BatchNorm1d(4), nn.Linear(4, 3)), (5,)),
     # channel split, shuffle, concat with a passthrough, squeeze-and-excitation
     (lambda: _seq(nn.Conv2d(3, 8, 1),
                   nn.Concat(OrderedDict(a=nn.ChannelSlice(0, 4)),

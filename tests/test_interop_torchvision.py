@@ -2,7 +2,8 @@
 randomly initialised weights (batch-norm statistics randomised) through
 minidl.interop.load_torch_state_dict, gives the same eval logits (float64 within 1e-9,
 float32 within 1e-4 of the largest logit), and hands back torchvision's state_dict key for
-key through to_torch_state_dict.
+key through to_torch_state_dict; and it initialises its parameters as the twin's builder
+does (the same constants, distributions and scales, parameter by parameter).
 
 torchvision is not in the CI environment's test extras: the torch there is 2.13.0 (CPU),
 and the torchvision release on this machine (0.29.1) needs torch 2.14.1, a 5.5 GB CUDA
@@ -23,12 +24,12 @@ except ImportError as e:  # pragma: no cover - depends on the environment
                 "torch 2.14.1 + torchvision 0.29.1 into a separate venv",
                 allow_module_level=True)
 
-from minidl import interop  # noqa: E402
+from minidl import interop, nn  # noqa: E402
 from minidl.models import zoo  # noqa: E402
 
 # (minidl builder, its options, torchvision builder, its options, input size). Inputs are
 # small where the architecture takes them (the adaptive poolings of AlexNet and VGG then
-# repeat values; ResNet's stride-2 paths still run); zfnet-like sizes need none of that.
+# repeat values; every stride-2 path still runs), and ResNet-18 runs at 224 as well.
 TWINS = [
     ("alexnet", {}, "alexnet", {}, 64),
     ("vgg11", {}, "vgg11", {}, 32), ("vgg13", {}, "vgg13", {}, 32),
@@ -40,7 +41,8 @@ TWINS = [
     ("googlenet", {}, "googlenet", {"aux_logits": False, "init_weights": True}, 64),
     ("googlenet", {"aux_logits": True}, "googlenet", {"aux_logits": True, "init_weights": True},
      64),
-    ("resnet18", {}, "resnet18", {}, 64), ("resnet34", {}, "resnet34", {}, 64),
+    ("resnet18", {}, "resnet18", {}, 64), ("resnet18", {}, "resnet18", {}, 224),
+    ("resnet34", {}, "resnet34", {}, 64),
     ("resnet50", {}, "resnet50", {}, 64), ("resnet101", {}, "resnet101", {}, 64),
     ("resnet152", {}, "resnet152", {}, 64),
     ("wide_resnet50_2", {}, "wide_resnet50_2", {}, 64),
@@ -53,8 +55,8 @@ TWINS = [
 
 
 def _case_id(case):
-    name, opts = case[0], case[1]
-    return name + "".join(f"-{k}" for k in opts)
+    name, opts, size = case[0], case[1], case[4]
+    return name + "".join(f"-{k}" for k in opts) + ("-224" if size == 224 else "")
 
 
 def _randomise_batch_norm(tmodel, x, generator):
@@ -123,3 +125,45 @@ def test_torchvision_weights_give_minidl_the_same_logits_and_round_trip(case):
     del tmodel, sd, back, model
     gc.collect()
 
+
+
+def _kurtosis(a):
+    """E[(a - mean)^4] / var^2: 1.8 for a uniform distribution, 3 for a normal one (the
+    sample value's spread is about sqrt(24 / n), 0.15 at a thousand values)."""
+    d = a - a.mean()
+    return float(np.mean(d ** 4) / np.mean(d ** 2) ** 2)
+
+
+# One twin per builder class and option that changes the rule: the deeper VGGs, ResNets and
+# ResNeXts run the same class's loop as the ones here (and drawing 140M parameters twice
+# takes tens of seconds on two cores).
+INIT_CASES = [c for c in TWINS if _case_id(c) in {
+    "alexnet", "vgg11", "vgg11-batch_norm", "googlenet", "googlenet-aux_logits", "resnet18",
+    "resnet50", "wide_resnet50_2", "resnext50_32x4d", "densenet121", "mobilenet_v2",
+    "shufflenet_v2_x1_0"}]
+
+
+@pytest.mark.parametrize("case", INIT_CASES, ids=[_case_id(c) for c in INIT_CASES])
+def test_zoo_builders_initialise_as_torchvision_builders(case):
+    """Parameter by parameter: the same constants where torchvision's are constant, else the
+    same kind of distribution (uniform or normal), scale and centre."""
+    name, opts, tv_name, tv_opts, _ = case
+    torch.manual_seed(0)
+    theirs = {k: v.numpy() for k, v in
+              getattr(torchvision.models, tv_name)(**tv_opts).state_dict().items()}
+    nn.manual_seed(0)
+    ours = zoo.get_model(name, **opts).state_dict()
+    assert list(ours) == list(theirs)
+    for key, t in theirs.items():
+        a = ours[key].astype(np.float64)
+        t = t.astype(np.float64)
+        if t.min() == t.max():
+            assert np.all(a == t.flat[0]), key
+        elif t.size >= 1000:
+            assert 0.9 < a.std() / t.std() < 1.1, (key, a.std(), t.std())
+            assert abs(a.mean() - t.mean()) < 0.1 * t.std(), key
+            assert abs(_kurtosis(a) - _kurtosis(t)) < 0.6, (key, _kurtosis(a), _kurtosis(t))
+        elif t.size >= 30:
+            assert 0.6 < a.std() / t.std() < 1.6, (key, a.std(), t.std())
+    del theirs, ours
+    gc.collect()
