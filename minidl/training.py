@@ -24,6 +24,7 @@ Pieces, usable from notebooks too:
     load_data(name, ...)       digits (embedded) or CIFAR-10 (python batches)
     read_run_settings(path)    the settings and epoch count a run's checkpoint holds
     load_run_model(path)       the model of a run's checkpoint, rebuilt from its settings
+                               (run_model_from_checkpoint: from a checkpoint already read)
     input_fit, upsample        how a zoo model is fed images of a given size
 
 Digits are 8x8x1. Zoo models are built with in_channels=1 and fed the 8x8 images as they
@@ -48,8 +49,7 @@ from .solver import Solver, TrainingDivergedError, load_model_state, read_checkp
 __all__ = ["TrainingRun", "Callback", "EpochEnd", "CallbackSolver", "stop_on_interrupt",
            "InterruptedAfterTraining", "save_curves", "build_model", "load_data", "fit_input",
            "input_fit", "upsample", "num_params", "read_run_settings", "load_run_model",
-           "RUN_SETTINGS",
-           "COURSEWORK_MODELS", "DATASETS"]
+           "run_model_from_checkpoint", "RUN_SETTINGS", "COURSEWORK_MODELS", "DATASETS"]
 
 # The settings that define a run: stored in its checkpoint (see read_run_settings), so that a
 # resumed run continues with them. name -> default.
@@ -424,7 +424,12 @@ def load_run_model(path, allow_pickle=False):
     ones), the run's settings (RUN_SETTINGS keys), and the (C, H, W) the run fed the model
     (the data's images, upsampled when the model needed larger ones; see input_fit). The
     file runs no code (see minidl.solver.read_checkpoint)."""
-    ckpt = read_checkpoint(path, allow_pickle=allow_pickle)
+    return run_model_from_checkpoint(read_checkpoint(path, allow_pickle=allow_pickle), path)
+
+
+def run_model_from_checkpoint(ckpt, path):
+    """load_run_model's (model, settings, input_shape) from a checkpoint already read with
+    minidl.solver.read_checkpoint (path: where it came from, for the error message)."""
     settings, _ = _run_settings(ckpt, path)
     input_dims = tuple(int(s) for s in ckpt["data_shape"]["X_train"][1:])
     model, _ = build_model(settings["model"], input_dims, 10, np.dtype(settings["dtype"]).type,

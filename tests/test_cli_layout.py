@@ -38,7 +38,7 @@ def test_no_module_outside_minidl_cli_imports_argparse():
 def test_each_subcommand_is_one_module_and_one_table_entry():
     modules = {p.stem for p in (PACKAGE / "cli").glob("*.py")} - HELPERS
     assert modules == set(cli.COMMANDS) == {"demo", "train", "gradcheck", "summary", "bench",
-                                            "cs231n", "viz"}
+                                            "cs231n", "viz", "export"}
     for name, command in cli.COMMANDS.items():
         module = importlib.import_module(f"minidl.cli.{name}")
         assert command == cli.Command(module.HELP, module.add_arguments, module.run)

@@ -93,3 +93,27 @@ def test_fusion_setting():
     assert nn.set_fusion(True) is True
     with pytest.raises(TypeError, match="set_fusion: flag must be True or False"):
         nn.set_fusion(1)
+
+
+def test_fused_batch_norm_counts_batches_and_averages_as_the_unfused_one(monkeypatch):
+    # num_batches_tracked and momentum=None (PyTorch's cumulative average) on the fused path
+    calls = []
+    real = L.SpatialBatchNormReLU.forward
+    monkeypatch.setattr(L.SpatialBatchNormReLU, "forward",
+                        staticmethod(lambda *a: calls.append(1) or real(*a)))
+    rng = np.random.default_rng(3)
+    xs = [rng.standard_normal((4, 3, 5, 5)) * (i + 1) for i in range(3)]
+    states = []
+    for fuse in (True, False):
+        model = nn.Sequential(nn.BatchNorm2d(3, momentum=None), nn.ReLU()).astype(np.float64)
+        with contextlib.nullcontext() if fuse else nn.no_fusion():
+            for x in xs:
+                model(x)
+        states.append(model.state_dict())
+    assert len(calls) == 3  # the first model ran fused
+    fused, separate = states
+    assert int(fused["0.num_batches_tracked"]) == int(separate["0.num_batches_tracked"]) == 3
+    means = np.mean([x.mean(axis=(0, 2, 3)) for x in xs], axis=0)  # equal weights per batch
+    for k in ("0.running_mean", "0.running_var"):
+        np.testing.assert_allclose(fused[k], separate[k], rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(fused["0.running_mean"], means, rtol=1e-12)

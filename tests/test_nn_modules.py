@@ -28,7 +28,8 @@ def test_parameters_have_dotted_names_and_pytorch_shapes():
     assert dict(net.param_shapes()) == {
         "conv1.weight": (3, 2, 3, 3), "conv1.bias": (3,), "bn1.weight": (3,),
         "bn1.bias": (3,), "fc.weight": (4, 12), "fc.bias": (4,)}
-    assert [n for n, _ in net.named_buffers()] == ["bn1.running_mean", "bn1.running_var"]
+    assert [n for n, _ in net.named_buffers()] == ["bn1.running_mean", "bn1.running_var",
+                                                   "bn1.num_batches_tracked"]
     assert net.num_params() == 54 + 3 + 6 + 48 + 4
     assert [n for n, _ in net.named_modules()][:3] == ["", "conv1", "bn1"]
 
@@ -215,13 +216,15 @@ def test_forward_rejects_a_dtype_other_than_the_models():
     assert net(rand(2, 2, 4, 4, dtype=np.float32)).dtype == np.float32
 
 
-def test_astype_converts_parameters_gradients_and_buffers():
+def test_astype_converts_parameters_gradients_and_float_buffers():
     net = tiny_net(np.float32)
     net(rand(3, 2, 4, 4, dtype=np.float32))
     net.backward(rand(3, 4, dtype=np.float32))
     net.astype(np.float64)
     assert {a.dtype for _, a in net.named_parameters()} == {np.dtype(np.float64)}
-    assert {a.dtype for _, a in net.named_buffers()} == {np.dtype(np.float64)}
+    assert {n: a.dtype for n, a in net.named_buffers()} == {
+        "bn1.running_mean": np.float64, "bn1.running_var": np.float64,
+        "bn1.num_batches_tracked": np.int64}  # the batch counter stays an integer
     assert {g.dtype for g in net.grads.values()} == {np.dtype(np.float64)}
     with pytest.raises(TypeError):
         net.astype(np.int32)

@@ -1,7 +1,7 @@
 """The ``minidl`` command (also ``python -m minidl``).
 
 One module per subcommand in this package (demo, train, gradcheck, summary, bench, cs231n,
-viz), each with
+viz, export), each with
 
     HELP                    the one-line description ``minidl --help`` lists
     add_arguments(parser)   adds the subcommand's options to its argparse parser
@@ -21,7 +21,7 @@ traceback instead.
 import sys
 from collections import namedtuple
 
-from . import bench, cs231n, demo, gradcheck, summary, train, viz
+from . import bench, cs231n, demo, export, gradcheck, summary, train, viz
 from .args import EXIT_FAILURE, EXIT_USAGE, ArgumentParser, report_error
 
 Command = namedtuple("Command", ["help", "add_arguments", "run"])
@@ -39,6 +39,7 @@ COMMANDS = {
     "bench": _command(bench),
     "cs231n": _command(cs231n),
     "viz": _command(viz),
+    "export": _command(export),
 }
 
 

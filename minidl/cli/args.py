@@ -6,13 +6,17 @@
                         arguments: one line and exit status 2, like argparse's own errors
     report_error(command, error)
                         the error policy of every subcommand: the one line and the status
-    positive_int, nonneg_int, positive_float, nonneg_float, boolean
-                        argparse types with messages that name the value
+    positive_int, nonneg_int, positive_float, nonneg_float, boolean, input_shape,
+    builder_option      argparse types with messages that name the value
+    builder_options(name, options, flag)
+                        -o/--option KEY=VALUE pairs -> a zoo builder's keyword arguments
     EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED
     num_threads(n)      context manager: minidl.set_num_threads(n), restored afterwards
 """
 import argparse
+import ast
 import contextlib
+import inspect
 import os
 import re
 import sys
@@ -153,6 +157,52 @@ def boolean(text):
         return False
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false, 1/0, yes/no), got "
                                      f"{text!r}")
+
+
+def input_shape(text):
+    """argparse type: 'C,H,W' (or CxHxW) of positive sizes -> a tuple."""
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes C,H,W such as 3,224,224, got "
+                                         f"{text!r}") from None
+    if not shape or any(s < 1 for s in shape):
+        raise argparse.ArgumentTypeError(f"expected positive sizes C,H,W such as 3,224,224 "
+                                         f"(one sample, no batch axis), got {text!r}")
+    return shape
+
+
+def builder_option(text):
+    """argparse type: 'KEY=VALUE' -> (key, text); the value is read in run(), where the
+    builder's signature says whether it is a yes/no option."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def builder_options(name, options, flag="-o"):
+    """KEY=VALUE pairs of the option flag (-o, --option) -> builder keyword arguments. A
+    parameter whose default is a bool takes only true/false, 1/0, yes/no (UsageError, which
+    names flag, otherwise); other values are Python literals, or the text itself."""
+    from minidl.models import zoo
+
+    builder = getattr(zoo, name, None)
+    params = inspect.signature(builder).parameters if callable(builder) else {}
+    kwargs = {}
+    for key, text in options:
+        param = params.get(key)
+        if param is not None and isinstance(param.default, bool):
+            try:
+                kwargs[key] = boolean(text)
+            except argparse.ArgumentTypeError as e:
+                raise UsageError(f"{flag} {key}={text}: {e}") from None
+            continue
+        try:
+            kwargs[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            kwargs[key] = text
+    return kwargs
 
 
 @contextlib.contextmanager

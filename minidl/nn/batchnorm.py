@@ -19,9 +19,15 @@ class _BatchNorm(Module):
     PyTorch's momentum m weighs the NEW batch (running = (1 - m) * running + m * batch); the
     course's bn_param momentum weighs the OLD value, so the layer gets 1 - m. Running
     variances use the unbiased batch variance, as PyTorch's do.
+
+    Buffers, as PyTorch's: running_mean, running_var, and num_batches_tracked (an int64
+    scalar, +1 at every training-mode forward), so that state_dict() has torchvision's keys.
+    momentum=None averages all batches so far with equal weights (factor
+    1 / num_batches_tracked), as PyTorch's cumulative moving average.
     """
 
     kind = "norm"
+    optional_buffers = ("num_batches_tracked",)
     _layer = None
     _ndim = None
     # The fused batch norm + ReLU layer a container may run instead of this module and the
@@ -33,12 +39,19 @@ class _BatchNorm(Module):
         name = type(self).__name__
         self.num_features = positive_int(name, "num_features", num_features)
         self.eps = check_eps(name, "eps", eps)
-        self.momentum = check_momentum(name, "momentum (PyTorch's: the weight of the new batch)",
-                                       momentum)
+        # None: PyTorch's cumulative moving average (see _run_layer)
+        self.momentum = None if momentum is None else check_momentum(
+            name, "momentum (PyTorch's: the weight of the new batch)", momentum)
         self._declare_param("weight", (self.num_features,), _init.ones)
         self._declare_param("bias", (self.num_features,), _init.zeros)
         self._declare_buffer("running_mean", np.zeros(self.num_features))
         self._declare_buffer("running_var", np.ones(self.num_features))
+        self._declare_buffer("num_batches_tracked", np.array(0), dtype=np.int64)
+
+    def __setstate__(self, state):
+        # Modules pickled before the counter existed (older Solver checkpoints) get a zero one.
+        super().__setstate__(state)
+        self._buffers.setdefault("num_batches_tracked", np.array(0, dtype=np.int64))
 
     def _forward(self, x):
         return self._run_layer(self._layer, x)
@@ -49,8 +62,17 @@ class _BatchNorm(Module):
         return self._run_layer(self._relu_layer, x)
 
     def _run_layer(self, layer, x):
+        # Counted here, so that the fused path (and SyncBatchNorm) count as PyTorch does.
+        factor = self.momentum
+        if self.training:
+            count = self._buffers["num_batches_tracked"] + 1
+            self._buffers["num_batches_tracked"] = np.array(count, dtype=np.int64)
+            if factor is None:
+                factor = 1.0 / float(self._buffers["num_batches_tracked"])
+        elif factor is None:
+            factor = 0.0  # eval mode leaves the running statistics alone
         bn_param = {"mode": "train" if self.training else "test", "eps": self.eps,
-                    "momentum": 1.0 - self.momentum, "unbiased_running_var": True,
+                    "momentum": 1.0 - factor, "unbiased_running_var": True,
                     "running_mean": self._buffers["running_mean"],
                     "running_var": self._buffers["running_var"]}
         out, cache = layer.forward(x, self._param("weight"), self._param("bias"), bn_param)
@@ -79,7 +101,9 @@ class _BatchNorm(Module):
         s = f"{self.num_features}"
         if self.eps != 1e-5:
             s += f", eps={self.eps:g}"
-        if self.momentum != 0.1:
+        if self.momentum is None:
+            s += ", momentum=None"
+        elif self.momentum != 0.1:
             s += f", momentum={self.momentum:g}"
         return s
 

@@ -21,7 +21,9 @@ class Conv2d(Module):
 
     Shape: (N, in_channels, H, W) -> (N, out_channels, HO, WO); weight
     (out_channels, in_channels // groups, kh, kw), bias (out_channels,) when bias=True.
-    Weights start Kaiming-normal (fan_out, as torchvision's ResNets), biases at zero.
+    PyTorch's default initialisation: weight kaiming_uniform(a=sqrt(5)), i.e.
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)), with
+    fan_in = in_channels / groups * kh * kw (the zoo's builders then choose their own).
     """
 
     kind = "conv"
@@ -42,10 +44,11 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: groups={self.groups} must divide in_channels "
                              f"{self.in_channels} and out_channels {self.out_channels}")
         self.has_bias = bool(bias)
-        self._declare_param("weight", (self.out_channels, self.in_channels // self.groups)
-                            + self.kernel_size, _init.kaiming_normal("fan_out"))
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        self._declare_param("weight", shape, _init.kaiming_uniform())
         if self.has_bias:
-            self._declare_param("bias", (self.out_channels,), _init.zeros)
+            fan_in = shape[1] * shape[2] * shape[3]
+            self._declare_param("bias", (self.out_channels,), _init.uniform_fan_in(fan_in))
 
     def _conv_param(self):
         return {"stride": self.stride, "pad": self.padding, "dilation": self.dilation,

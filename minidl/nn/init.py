@@ -7,7 +7,10 @@ parameter count allocates nothing, and the values a parameter gets do not depend
 order in which parameters are first touched. ``manual_seed(s)`` before building a model makes
 its initial values repeatable.
 
-An initialiser is ``init(rng, shape, dtype) -> array``.
+An initialiser is ``init(rng, shape, dtype) -> array``. Modules start from PyTorch's defaults
+(Conv2d and Linear: ``kaiming_uniform()`` weights and ``uniform_fan_in`` biases; batch norm:
+ones and zeros); the zoo's builders then choose what torchvision's builders choose
+(``Module.set_init``).
 """
 import numpy as np
 
@@ -54,8 +57,61 @@ class kaiming_normal:
         return kaiming_normal_values(rng, shape, dtype, fan)
 
 
+def _gain(a):
+    """PyTorch's calculate_gain('leaky_relu', a): sqrt(2 / (1 + a^2)); a = 0 is ReLU's sqrt(2)."""
+    return np.sqrt(2.0 / (1.0 + a * a))
+
+
+class kaiming_uniform:
+    """U(-bound, bound), bound = gain * sqrt(3 / fan), gain = sqrt(2 / (1 + a^2)).
+
+    The default a = sqrt(5), mode 'fan_in' is PyTorch's default for Conv2d and Linear
+    weights (bound = 1 / sqrt(fan_in)); a = 1 gives gain 1, Caffe's "xavier" filler
+    (bound = sqrt(3 / fan_in)); a = 0 is He et al.'s uniform variant."""
+
+    def __init__(self, a=np.sqrt(5.0), mode="fan_in"):
+        if mode not in ("fan_in", "fan_out"):
+            raise ValueError(f"kaiming_uniform: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+        self.a, self.mode = float(a), mode
+
+    def __call__(self, rng, shape, dtype):
+        fan_in, fan_out = _fans(shape)
+        fan = fan_in if self.mode == "fan_in" else fan_out
+        bound = _gain(self.a) * np.sqrt(3.0 / max(fan, 1))
+        return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+class normal:
+    """N(mean, std^2) (torchvision's VGG and MobileNet v2 classifiers: std 0.01)."""
+
+    def __init__(self, std, mean=0.0):
+        self.std, self.mean = float(std), float(mean)
+
+    def __call__(self, rng, shape, dtype):
+        return (self.mean + self.std * rng.standard_normal(shape)).astype(dtype)
+
+
+class trunc_normal:
+    """N(mean, std^2) redrawn until inside [a, b] (absolute bounds, as PyTorch's
+    trunc_normal_; torchvision's GoogLeNet: std 0.01, a = -2, b = 2)."""
+
+    def __init__(self, std, mean=0.0, a=-2.0, b=2.0):
+        if not a < b:
+            raise ValueError(f"trunc_normal: need a < b, got a={a}, b={b}")
+        self.std, self.mean, self.a, self.b = float(std), float(mean), float(a), float(b)
+
+    def __call__(self, rng, shape, dtype):
+        out = self.mean + self.std * rng.standard_normal(shape)
+        outside = (out < self.a) | (out > self.b)
+        while outside.any():
+            out[outside] = self.mean + self.std * rng.standard_normal(int(outside.sum()))
+            outside = (out < self.a) | (out > self.b)
+        return out.astype(dtype)
+
+
 class uniform_fan_in:
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for Linear weights and biases."""
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for Conv2d and Linear biases
+    (fan_in of a convolution: in_channels / groups * kh * kw)."""
 
     def __init__(self, fan_in):
         self.bound = 1.0 / np.sqrt(max(fan_in, 1))
@@ -65,7 +121,7 @@ class uniform_fan_in:
 
 
 class constant:
-    """Every element equal to value (batch-norm gamma = 1, beta = 0, conv bias = 0)."""
+    """Every element equal to value (batch-norm gamma = 1, beta = 0, a zero bias)."""
 
     def __init__(self, value):
         self.value = value

@@ -18,7 +18,7 @@ What every module then offers (PyTorch names where PyTorch has them):
                                   gradients, of which the modules' arrays become views
                                   (minidl.nn.flat; what Optimizer and Solver update)
     train(), eval(), astype(dtype), named_modules(), num_params(),
-    state_dict(), load_state_dict(), save(path), load(path)
+    state_dict(), load_state_dict(), save(path), load(path), set_init(name, init)
     output_shape(input_shape)     the output shape for one sample (no batch axis), or a
                                   ShapeError naming the first layer that cannot take its input
     trace_shapes(input_shape)     the same inference, with one LayerTrace per layer (its
@@ -54,7 +54,17 @@ class ShapeError(ValueError):
 
 
 class StateDictError(ValueError):
-    """A state (dict or .npz file) that does not match the model; nothing was loaded."""
+    """A state (dict or file) that does not match the model; nothing was loaded.
+
+    Attributes, lists of dotted names: missing (the model has them, the state does not),
+    unexpected (the other way round), wrong_shape, wrong_dtype (e.g. an integer array for
+    a float parameter). All empty when the file itself could not be read.
+    """
+
+    def __init__(self, message, missing=(), unexpected=(), wrong_shape=(), wrong_dtype=()):
+        super().__init__(message)
+        self.missing, self.unexpected = list(missing), list(unexpected)
+        self.wrong_shape, self.wrong_dtype = list(wrong_shape), list(wrong_dtype)
 
 
 def _as_shape(owner, shape):
@@ -140,6 +150,9 @@ class Module:
 
     kind = "other"  # summary row kind: 'conv', 'linear', 'pool', 'norm', 'act' or 'other'
     regularized_params = ()  # names of the parameters L2 regularisation applies to
+    # Buffers a state may lack (load_state_dict keeps the module's value), as PyTorch lets
+    # a batch norm load a state without num_batches_tracked.
+    optional_buffers = ()
 
     def __init__(self):
         d = self.__dict__
@@ -147,7 +160,7 @@ class Module:
         d["_param_specs"] = OrderedDict()  # name -> (shape, init, seed)
         d["_params"] = {}                   # name -> array, once drawn
         d["_grads"] = {}                    # name -> accumulated gradient or None
-        d["_buffers"] = OrderedDict()       # name -> array (running statistics)
+        d["_buffers"] = OrderedDict()       # name -> array (running statistics, counters)
         d["training"] = True
         d["dtype"] = np.dtype(get_default_dtype()).type
         d["_cache"] = None
@@ -207,16 +220,39 @@ class Module:
         self._params.pop(name, None)
         self._grads[name] = None
 
-    def _declare_buffer(self, name, array):
-        self._buffers[name] = np.ascontiguousarray(array, dtype=self.dtype)
+    def _declare_buffer(self, name, array, dtype=None):
+        """A buffer: a float array that follows the module's dtype (running statistics), or,
+        with dtype given (an integer type), an array that keeps it (batch counters)."""
+        # np.array, not ascontiguousarray: that would turn a 0-d counter into shape (1,)
+        self._buffers[name] = np.array(array, dtype=dtype or self.dtype, order="C")
+
+    def set_init(self, name, init):
+        """Draw parameter name from init(rng, shape, dtype) instead (what torch.nn.init's
+        in-place functions do, lazily): values already drawn or loaded are dropped, and the
+        parameter keeps its seed, so a seeded model stays repeatable. In a flattened model
+        (flat_parameters) the new values are drawn at once into the flat buffer's view, which
+        stays the parameter's storage. Returns self."""
+        if name not in self._param_specs:
+            raise KeyError(f"{type(self).__name__}.set_init: no parameter named {name!r} "
+                           f"(parameters: {', '.join(self._param_specs) or 'none'})")
+        shape, _, seed = self._param_specs[name]
+        self._param_specs[name] = (shape, init, seed)
+        if self.__dict__.get("_flat") is not None and name in self._params:
+            self._set_param(name, self._draw(name))
+        else:
+            self._params.pop(name, None)
+        return self
+
+    def _draw(self, name):
+        """Parameter name's initial values, from its initialiser and seed."""
+        shape, init, seed = self._param_specs[name]
+        return np.ascontiguousarray(init(np.random.default_rng(seed), shape, self.dtype),
+                                    dtype=self.dtype)
 
     def _param(self, name):
         a = self._params.get(name)
         if a is None:
-            shape, init, seed = self._param_specs[name]
-            a = np.ascontiguousarray(init(np.random.default_rng(seed), shape, self.dtype),
-                                     dtype=self.dtype)
-            self._params[name] = a
+            a = self._params[name] = self._draw(name)
         return a
 
     def _set_param(self, name, value):
@@ -366,7 +402,8 @@ class Module:
             m.__dict__["_flat"] = None  # new arrays: flat_parameters() builds new buffers
             for table in (m._params, m._buffers):
                 for k, v in table.items():
-                    table[k] = np.ascontiguousarray(v, dtype=dt)
+                    if v.dtype.kind == "f":  # integer buffers (batch counters) keep their type
+                        table[k] = np.ascontiguousarray(v, dtype=dt)
             for k, g in m._grads.items():
                 if g is not None:
                     m._grads[k] = np.ascontiguousarray(g, dtype=dt)
@@ -530,18 +567,28 @@ class Module:
 
     # ------------------------------------------------------------------ state
     def state_dict(self):
-        """OrderedDict dotted name -> copy of every parameter and buffer (running statistics)."""
-        state = OrderedDict((n, a.copy()) for n, a in self.named_parameters())
-        state.update((n, a.copy()) for n, a in self.named_buffers())
+        """OrderedDict dotted name -> copy of every parameter and buffer (running statistics,
+        batch counters), module by module, each module's parameters before its buffers: the
+        order, and for the zoo the names, of the matching PyTorch model's state_dict()."""
+        state = OrderedDict()
+        for mname, m in self.named_modules():
+            prefix = f"{mname}." if mname else ""
+            for key in m._param_specs:
+                state[prefix + key] = m._param(key).copy()
+            for key, b in m._buffers.items():
+                state[prefix + key] = b.copy()
         return state
 
     def load_state_dict(self, state, strict=True, buffers=True):
         """Load parameters (and buffers) from a dict name -> array, all or nothing.
 
         Every entry is checked before anything is assigned: a missing entry, an entry the
-        model does not have (both only when strict) or an entry of another shape raises
-        StateDictError naming the entry and both shapes, and the model is left unchanged.
-        Values are copied and cast to the model's dtype.
+        model does not have (both only when strict), an entry of another shape, or of
+        another kind of dtype (float parameters and statistics need floating-point arrays,
+        batch counters integer ones) raises StateDictError, which names each entry and both
+        shapes or dtypes, and the model is left unchanged. A buffer listed in a module's
+        ``optional_buffers`` may be missing (batch norm's num_batches_tracked, as PyTorch).
+        Values are copied and cast to the model's dtype (integer buffers keep theirs).
         """
         owner = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state, (dict, MutableMapping)) and not hasattr(state, "items"):
@@ -549,39 +596,55 @@ class Module:
                             f"{type(state).__name__}")
         slots = OrderedDict()
         for name, m, key in self._named_slots("params"):
-            slots[name] = (m, key, "param", m._param_specs[key][0])
+            slots[name] = (m, key, "param", m._param_specs[key][0], np.dtype(m.dtype))
         if buffers:
             for name, m, key in self._named_slots("buffers"):
-                slots[name] = (m, key, "buffer", m._buffers[key].shape)
+                b = m._buffers[key]
+                dt = b.dtype if b.dtype.kind != "f" else np.dtype(m.dtype)
+                slots[name] = (m, key, "buffer", b.shape, dt)
         state = dict(state.items())
-        problems, converted = [], {}
-        for name, (m, key, what, shape) in slots.items():
+        found = {"missing": [], "unexpected": [], "wrong_shape": [], "wrong_dtype": []}
+        lines = {kind: [] for kind in found}  # one line per problem, by kind
+        converted = {}
+        for name, (m, key, what, shape, dt) in slots.items():
             if name not in state:
-                if strict:
-                    problems.append(f"{name!r}: missing (the model's {what} has shape {shape}; "
-                                    "the state has none)")
+                if strict and not (what == "buffer" and key in m.optional_buffers):
+                    found["missing"].append(name)
+                    lines["missing"].append(f"{name!r}: missing (the model's {what} has shape "
+                                 f"{tuple(shape)}; the state has none)")
                 continue
-            try:
-                value = np.array(state[name], dtype=m.dtype, copy=True, order="C")
-            except (TypeError, ValueError) as e:
-                problems.append(f"{name!r}: not a numeric array ({e})")
+            value = np.asarray(state[name])
+            kind_ok = value.dtype.kind == "f" if dt.kind == "f" else value.dtype.kind in "iu"
+            if not kind_ok:
+                want = "floating-point" if dt.kind == "f" else "integer"
+                found["wrong_dtype"].append(name)
+                lines["wrong_dtype"].append(f"{name!r}: the state's array is {value.dtype} {value.shape} but "
+                             f"the model's {what} needs {want} values ({dt})")
                 continue
             if value.shape != tuple(shape):
-                problems.append(f"{name!r}: the model's {what} has shape {tuple(shape)} but the "
-                                f"state's has shape {value.shape}")
+                found["wrong_shape"].append(name)
+                lines["wrong_shape"].append(f"{name!r}: the model's {what} has shape {tuple(shape)} but the "
+                             f"state's has shape {value.shape}")
                 continue
-            converted[name] = value
+            converted[name] = np.array(value, dtype=dt, copy=True, order="C")
         if strict:
             for name in state:
                 if name not in slots:
-                    problems.append(f"{name!r}: unexpected (the state's entry has shape "
-                                    f"{np.shape(state[name])}; the model has no such entry)")
-        if problems:
-            more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
-            raise StateDictError(f"{owner}: {len(problems)} problem(s); nothing was loaded:\n  "
-                                 + "\n  ".join(problems[:10]) + more)
+                    found["unexpected"].append(name)
+                    lines["unexpected"].append(f"{name!r}: unexpected (the state's entry has shape "
+                                 f"{np.shape(state[name])}; the model has no such entry)")
+        if any(found.values()):
+            counts = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in found.items() if v)
+            shown = []
+            for kind, kind_lines in lines.items():  # the first few of each kind
+                shown += kind_lines[:5]
+                if len(kind_lines) > 5:
+                    shown.append(f"... and {len(kind_lines) - 5} more "
+                                 f"{kind.replace('_', ' ')}")
+            raise StateDictError(f"{owner}: {counts}; nothing was loaded:\n  "
+                                 + "\n  ".join(shown), **found)
         for name, value in converted.items():
-            m, key, what, _ = slots[name]
+            m, key, what, _, _ = slots[name]
             if what == "param":
                 m._set_param(key, value)
             else:

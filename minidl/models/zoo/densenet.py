@@ -3,10 +3,13 @@
 Each dense layer is a Concat with a passthrough: out = concat(x, conv3x3(relu(bn(conv1x1(
 relu(bn(x))))))), so a block's output holds every earlier layer's features; transitions
 halve the channels (1x1 conv) and the resolution (2x2/2 average pool). 7,978,856 parameters.
+
+Initialisation (torchvision's DenseNet): conv weights kaiming_normal (fan_in), batch norm 1
+and 0, the classifier's weight PyTorch's default and its bias 0.
 """
 from ...nn import (AvgPool2d, BatchNorm2d, Concat, Conv2d, Flatten, GlobalAvgPool, Linear,
-                   MaxPool2d, ReLU, Sequential)
-from ._common import named
+                   MaxPool2d, ReLU, Sequential, init)
+from ._common import init_modules, named
 from ._registry import register
 
 
@@ -44,6 +47,7 @@ class DenseNet(Sequential):
         f["norm5"] = BatchNorm2d(c)
         super().__init__(named(features=Sequential(f), relu=ReLU(), avgpool=GlobalAvgPool(),
                                flatten=Flatten(), classifier=Linear(c, num_classes)))
+        init_modules(self, conv=init.kaiming_normal("fan_in"), linear_bias=init.zeros)
 
 
 @register

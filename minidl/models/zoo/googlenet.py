@@ -13,10 +13,19 @@ no parameters).
 
 With aux_logits=True a training-mode forward returns (logits, aux2, aux1), as torchvision's,
 and backward takes the three gradients; eval mode returns the logits only.
+
+Initialisation. batch_norm=True, as torchvision's GoogLeNet: conv and linear weights
+N(0, 0.01^2) truncated to [-2, 2], the linear biases PyTorch's default, batch norm 1 and 0.
+batch_norm=False, as BVLC's Caffe GoogLeNet (bvlc_googlenet): weights Caffe's "xavier"
+U(-sqrt(3 / fan_in), sqrt(3 / fan_in)), conv and hidden fc biases 0.2, classifier biases 0.
+
+torchvision's pretrained GoogLeNet weights were trained on inputs it rescales first
+(transform_input=True); minidl has no such step, so feed those weights inputs x' with
+x'[:, c] = x[:, c] * std[c] / 0.5 + (mean[c] - 0.5) / 0.5 (ImageNet's mean and std).
 """
 from ...nn import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Concat, Conv2d, Dropout, Flatten,
-                   GlobalAvgPool, Linear, MaxPool2d, Module, ReLU, Sequential)
-from ._common import named
+                   GlobalAvgPool, Linear, MaxPool2d, Module, ReLU, Sequential, init)
+from ._common import init_modules, named
 from ._registry import register
 
 # (in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj) of each inception module
@@ -117,6 +126,16 @@ class GoogLeNet(Module):
         self.dropout = Dropout((0.2 if bn else 0.4) if dropout is None else dropout)
         self.fc = Linear(c, num_classes)
         self._main = [n for n in self._children if n not in ("aux1", "aux2")]
+        if bn:
+            std001 = init.trunc_normal(0.01, a=-2.0, b=2.0)
+            init_modules(self, conv=std001, linear=std001)
+        else:
+            xavier = init.kaiming_uniform(a=1.0)  # gain 1: Caffe's xavier filler
+            init_modules(self, conv=xavier, conv_bias=init.constant(0.2), linear=xavier,
+                         linear_bias=init.zeros)
+            for aux in ("aux1", "aux2"):
+                if aux in self._children:
+                    self._children[aux].fc1.set_init("bias", init.constant(0.2))
 
     def _aux_active(self):
         return self.aux_logits and self.training

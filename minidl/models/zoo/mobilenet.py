@@ -11,10 +11,14 @@ stride is 1 and the channels match): 3,504,872 parameters.
 
 CIFAR variants (small_inputs=True): the first conv has stride 1 (and v2's second stage too),
 as in the common CIFAR ports; width_mult narrows every layer.
+
+Initialisation (torchvision's MobileNet v2; v1, which torchvision lacks, the same): conv
+weights kaiming_normal (fan_out), batch norm 1 and 0, linear weights N(0, 0.01^2), linear
+biases 0.
 """
 from ...nn import (BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, ReLU6, Residual,
-                   Sequential)
-from ._common import conv_bn_act, named
+                   Sequential, init)
+from ._common import conv_bn_act, init_modules, named
 from ._registry import register
 
 V1_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [
@@ -32,6 +36,12 @@ def make_divisible(v, divisor=8, min_value=None):
     return new_v + divisor if new_v < 0.9 * v else new_v
 
 
+def init_mobilenet(model):
+    """torchvision's MobileNet v2 initialisation (see the module docstring)."""
+    return init_modules(model, conv=init.kaiming_normal("fan_out"), conv_bias=init.zeros,
+                        linear=init.normal(0.01), linear_bias=init.zeros)
+
+
 def depthwise_separable(cin, cout, stride):
     return Sequential(named(dw=conv_bn_act(cin, cin, 3, stride, groups=cin),
                             pw=conv_bn_act(cin, cout, 1)))
@@ -47,6 +57,7 @@ class MobileNetV1(Sequential):
             c = out
         super().__init__(named(features=Sequential(*layers), avgpool=GlobalAvgPool(),
                                flatten=Flatten(), fc=Linear(c, num_classes)))
+        init_mobilenet(self)
 
 
 def inverted_residual(inp, oup, stride, expand_ratio):
@@ -81,6 +92,7 @@ class MobileNetV2(Sequential):
         super().__init__(named(features=Sequential(*layers), avgpool=GlobalAvgPool(),
                                flatten=Flatten(),
                                classifier=Sequential(Dropout(dropout), Linear(last, num_classes))))
+        init_mobilenet(self)
 
 
 @register

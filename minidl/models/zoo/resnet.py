@@ -18,10 +18,16 @@ Blocks are Residual containers, so parameter names are torchvision's
 Shortcuts when the shape changes: 'B' (default) 1x1 conv (+ bn; no bn in pre-activation
 nets); 'A' the CIFAR paper's parameter-free option: subsample by the stride and zero-pad the
 new channels.
+
+Initialisation (torchvision's ResNet, for every variant here): conv weights kaiming_normal
+(fan_out), batch norm 1 and 0, the fc layer PyTorch's default (SE's 1x1 convs keep their
+default biases); zero_init_residual=True zeroes the weight of the last batch norm of each
+residual branch (bn3 of a bottleneck, bn2 of a basic block), so every block starts as the
+identity (Goyal et al. 2017).
 """
 from ...nn import (SE, BatchNorm2d, ChannelPad, Conv2d, Flatten, GlobalAvgPool, Linear,
-                   MaxPool2d, ReLU, Residual, Sequential, Subsample)
-from ._common import named
+                   MaxPool2d, ReLU, Residual, Sequential, Subsample, init)
+from ._common import init_modules, named
 from ._registry import register
 
 
@@ -87,12 +93,13 @@ class ResNet(Sequential):
     widths: channels of each stage (64, 128, 256, 512 for ImageNet; 16, 32, 64 for the CIFAR
     nets); stem 'imagenet' (7x7/2 conv, bn, relu, 3x3/2 max pool) or 'cifar' (3x3 conv, bn,
     relu); shortcut 'B' or 'A'; groups and width_per_group (ResNeXt, Wide ResNet);
-    stride_in_1x1 (original paper's bottleneck); se_reduction (SE-ResNet).
+    stride_in_1x1 (original paper's bottleneck); se_reduction (SE-ResNet);
+    zero_init_residual (see the module docstring).
     """
 
     def __init__(self, block, layers, num_classes=1000, in_channels=3, groups=1,
                  width_per_group=64, stride_in_1x1=False, widths=(64, 128, 256, 512),
-                 stem="imagenet", shortcut="B", se_reduction=None):
+                 stem="imagenet", shortcut="B", se_reduction=None, zero_init_residual=False):
         if stem not in ("imagenet", "cifar"):
             raise ValueError(f"ResNet: stem must be 'imagenet' or 'cifar', got {stem!r}")
         if shortcut not in ("A", "B"):
@@ -121,6 +128,16 @@ class ResNet(Sequential):
         modules["avgpool"], modules["flatten"] = GlobalAvgPool(), Flatten()
         modules["fc"] = Linear(features, num_classes)
         super().__init__(modules)
+        init_modules(self, conv=init.kaiming_normal("fan_out"))
+        if zero_init_residual:
+            if block.preact:
+                raise ValueError("ResNet: zero_init_residual needs a block whose residual "
+                                 "branch ends in batch norm (BasicBlock, Bottleneck), not "
+                                 "PreActBlock")
+            last_bn = "bn3" if block is Bottleneck else "bn2"
+            for m in self.modules():
+                if isinstance(m, block):
+                    getattr(m, last_bn).set_init("weight", init.zeros)
 
     def _make_layer(self, planes, blocks, stride, first_stage):
         out = planes * self.block.expansion
@@ -151,67 +168,79 @@ def _resnet(block, layers, num_classes, in_channels, **options):
 
 
 @register
-def resnet18(num_classes=1000, in_channels=3, stride_in_1x1=False):
+def resnet18(num_classes=1000, in_channels=3, stride_in_1x1=False,
+             zero_init_residual=False):
     """ResNet-18: 11,689,512 parameters (stride_in_1x1 changes nothing in basic blocks)."""
     return _resnet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels,
-                   stride_in_1x1=stride_in_1x1)
+                   stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual)
 
 
 @register
-def resnet34(num_classes=1000, in_channels=3, stride_in_1x1=False):
+def resnet34(num_classes=1000, in_channels=3, stride_in_1x1=False,
+             zero_init_residual=False):
     """ResNet-34: 21,797,672 parameters."""
     return _resnet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels,
-                   stride_in_1x1=stride_in_1x1)
+                   stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual)
 
 
 @register
-def resnet50(num_classes=1000, in_channels=3, stride_in_1x1=False):
+def resnet50(num_classes=1000, in_channels=3, stride_in_1x1=False,
+             zero_init_residual=False):
     """ResNet-50 (v1.5; stride_in_1x1=True: the paper's v1): 25,557,032 parameters."""
     return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels,
-                   stride_in_1x1=stride_in_1x1)
+                   stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual)
 
 
 @register
-def resnet101(num_classes=1000, in_channels=3, stride_in_1x1=False):
+def resnet101(num_classes=1000, in_channels=3, stride_in_1x1=False,
+              zero_init_residual=False):
     """ResNet-101: 44,549,160 parameters."""
     return _resnet(Bottleneck, [3, 4, 23, 3], num_classes, in_channels,
-                   stride_in_1x1=stride_in_1x1)
+                   stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual)
 
 
 @register
-def resnet152(num_classes=1000, in_channels=3, stride_in_1x1=False):
+def resnet152(num_classes=1000, in_channels=3, stride_in_1x1=False,
+              zero_init_residual=False):
     """ResNet-152: 60,192,808 parameters."""
     return _resnet(Bottleneck, [3, 8, 36, 3], num_classes, in_channels,
-                   stride_in_1x1=stride_in_1x1)
+                   stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual)
 
 
 @register
-def wide_resnet50_2(num_classes=1000, in_channels=3, stride_in_1x1=False):
+def wide_resnet50_2(num_classes=1000, in_channels=3, stride_in_1x1=False,
+                    zero_init_residual=False):
     """Wide ResNet-50-2 (bottleneck width doubled): 68,883,240 parameters."""
     return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels, width_per_group=128,
-                   stride_in_1x1=stride_in_1x1)
+                   stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual)
 
 
 @register
-def resnext50_32x4d(num_classes=1000, in_channels=3, stride_in_1x1=False):
+def resnext50_32x4d(num_classes=1000, in_channels=3, stride_in_1x1=False,
+                    zero_init_residual=False):
     """ResNeXt-50 32x4d (32 groups of width 4 in each bottleneck): 25,028,904 parameters."""
     return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels, groups=32,
-                   width_per_group=4, stride_in_1x1=stride_in_1x1)
+                   width_per_group=4, stride_in_1x1=stride_in_1x1,
+                   zero_init_residual=zero_init_residual)
 
 
 @register
-def resnext101_32x8d(num_classes=1000, in_channels=3, stride_in_1x1=False):
+def resnext101_32x8d(num_classes=1000, in_channels=3, stride_in_1x1=False,
+                     zero_init_residual=False):
     """ResNeXt-101 32x8d: 88,791,336 parameters."""
     return _resnet(Bottleneck, [3, 4, 23, 3], num_classes, in_channels, groups=32,
-                   width_per_group=8, stride_in_1x1=stride_in_1x1)
+                   width_per_group=8, stride_in_1x1=stride_in_1x1,
+                   zero_init_residual=zero_init_residual)
 
 
 @register
-def se_resnet50(num_classes=1000, in_channels=3, stride_in_1x1=False, reduction=16):
+def se_resnet50(num_classes=1000, in_channels=3, stride_in_1x1=False, reduction=16,
+                zero_init_residual=False):
     """SE-ResNet-50: ResNet-50 v1.5 with squeeze-and-excitation (reduction 16) after bn3 of
     every bottleneck: 28,088,024 parameters."""
     return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels,
-                   stride_in_1x1=stride_in_1x1, se_reduction=reduction)
+                   stride_in_1x1=stride_in_1x1, se_reduction=reduction,
+                   zero_init_residual=zero_init_residual)
 
 
 @register

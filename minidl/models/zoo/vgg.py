@@ -6,10 +6,13 @@ dropout. Parameter counts equal torchvision's (vgg16: 138,357,544; vgg16_bn: 138
 
 CIFAR variants (32x32 inputs, five pools leave 1x1): batch norm, a single linear classifier
 512 -> classes, and width_mult to train narrow versions here.
+
+Initialisation (torchvision's VGG, both variants): conv weights kaiming_normal (fan_out),
+conv biases 0; linear weights N(0, 0.01^2), linear biases 0; batch norm 1 and 0.
 """
 from ...nn import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d,
-                   ReLU, Sequential)
-from ._common import named
+                   ReLU, Sequential, init)
+from ._common import init_modules, named
 from ._registry import register
 
 CFGS = {
@@ -51,6 +54,12 @@ class VGG(Sequential):
                                 Linear(4096, num_classes))
         super().__init__(named(features=features, avgpool=AdaptiveAvgPool2d(7),
                                flatten=Flatten(), classifier=classifier))
+        _init_vgg(self)
+
+
+def _init_vgg(model):
+    init_modules(model, conv=init.kaiming_normal("fan_out"), conv_bias=init.zeros,
+                 linear=init.normal(0.01), linear_bias=init.zeros)
 
 
 class CifarVGG(Sequential):
@@ -62,6 +71,7 @@ class CifarVGG(Sequential):
         features, c = make_features(CFGS[depth], in_channels, batch_norm, width_mult)
         super().__init__(named(features=features, flatten=Flatten(),
                                classifier=Linear(c, num_classes)))
+        _init_vgg(self)
 
 
 @register
