@@ -554,7 +554,7 @@ def to_onnx(model, input_shape, path, opset=DEFAULT_OPSET):
     what the installed onnx knows) and checked with onnx.checker (full check, with shape
     inference) before it is written.
 
-    Every module type of minidl.nn maps to ONNX (Conv with groups and dilation,
+    Every module type of minidl.nn but LayerNorm maps to ONNX (Conv with groups and dilation,
     BatchNormalization, Relu, Clip for ReLU6, Sigmoid, MaxPool with ceil_mode, AveragePool,
     GlobalAveragePool, adaptive average pooling as pooling or two MatMuls, Flatten, Gemm,
     Add, Concat, Mul, the channel shuffle as Reshape-Transpose-Reshape, Slice, Pad); a
