@@ -726,3 +726,7 @@ def relu_backward(dout, x):
     dx = np.empty_like(dout)
     _eltwise.relu_backward(dout.reshape(-1), x.reshape(-1), dx.reshape(-1))
     return dx
+
+
+from .winograd import (winograd_available, winograd_backward_data,  # noqa: E402 (needs the names above)
+                       winograd_backward_filter, winograd_forward, winograd_workspace_bytes)

@@ -1,0 +1,369 @@
+"""Winograd convolution for 3x3 kernels, stride 1, dilation 1, one group: F(2x2,3x3) and
+F(4x4,3x3) (Lavin & Gray 2016), forward, data gradient and filter gradient, float32 and
+float64. The kernels are in ``_winograd.pyx`` (transforms in C, ``_winograd_impl.h``).
+
+Symbols: N images, C input channels, F filters, an H x W input, pads ph, pw (any >= 0 whose
+output is at least 1x1), an HO x WO output (HO = H + 2*ph - 2), tiles of m x m outputs
+(m = 2 or 4), alpha = m + 2.
+
+* ``winograd_forward(x, w, b, m, ph, pw)`` -> out (N, F, HO, WO)
+* ``winograd_backward_data(dout, w, x_shape, m, ph, pw)`` -> dx (N, C, H, W): the 3x3
+  stride-1 convolution of dout with the flipped, in/out-transposed weights, its output
+  (0, 0) reading dout at (ph - 2, pw - 2) (dout padded by 2 - ph, or cropped when ph > 2),
+  run by the same machinery as the forward pass;
+* ``winograd_backward_filter(x, dout, m, ph, pw, with_db=False)`` -> dw (F, C, 3, 3)
+  (and db (F,)): G^T [sum over tiles (A dY A^T) (.) (B^T d B)] G;
+* ``winograd_available()``, ``winograd_workspace_bytes(...)``.
+
+Design (measured on a 2-core AVX-512 machine; see the report in the commit history):
+
+* the tile-wise products are alpha^2 GEMMs U[xi] (F, C) @ V[xi] (C, B) over a block of B
+  tiles (whole tile rows), through the BLAS called single-threaded from inside the OpenMP
+  loop. A block's V and M are sized to stay in a core's cache (BLOCK_BYTES);
+* many tile rows: the blocks are spread over the threads ("blocks"); few tile rows (under
+  MIN_BLOCKS_PER_THREAD blocks per thread, e.g. 14x14 planes at N=8): one larger block at a
+  time with each phase parallel, the GEMMs over the alpha^2 tile elements ("phases"). Without
+  scipy's BLAS the phases run their GEMMs as one NumPy matmul (multi-threaded BLAS).
+
+Accuracy (float32 against float64 direct convolution, N(0, 1) inputs and weights, C = F = 64,
+16x16 planes, pad 1; max |error| / max |reference|), measured:
+
+========================  ==========  ==========  ==========
+                          forward     dx          dw
+========================  ==========  ==========  ==========
+F(2x2,3x3)                ~4e-7       ~4e-7       ~5e-7
+F(4x4,3x3)                ~5e-6       ~5e-6       ~1e-5
+im2col + GEMM (float32)   ~2e-7       ~2e-7       ~3e-7
+========================  ==========  ==========  ==========
+
+(the figures are filled from tests/test_winograd.py's measurement and checked there with
+bounds of 1e-5 for F(2x2) and 1e-4 for F(4x4)). The error of F(4x4) comes from the
+transforms' coefficients up to 8 and 5 (points +-2) and grows roughly with sqrt(C).
+float64 Winograd is accurate to ~1e-14 and is used only when asked for.
+"""
+import numpy as np
+
+from . import (_SingleThreadedBlas, _check_dtypes, _float_array, _images_blas, direct_available,
+               get_parallel_min_work, get_workspace_limit, omp_max_threads, workspace)
+
+try:
+    from . import _winograd
+except ImportError:  # pragma: no cover - no compiler: minidl._kernels says so once
+    _winograd = None
+
+# Tiles per block (whole tile rows, at least one): a block's tile-wise products are alpha^2
+# GEMMs with this many columns, and its transformed input and products (alpha^2 * (C + F)
+# values per tile) should stay in a core's caches. Wider blocks make better GEMMs, narrower
+# ones stay in L2; see the measurements in the module docstring.
+BLOCK_TILES = 64
+# The most bytes a block's V and M (or Z) may take, whatever BLOCK_TILES asks.
+BLOCK_MAX_BYTES = 4 * 2**20
+# Below this many blocks per thread the "phases" schedule runs instead: one block at a time,
+# each phase parallel (the GEMMs over the alpha^2 tile elements), blocks of up to
+# PHASE_TILES tiles (also within BLOCK_MAX_BYTES... and the workspace limit).
+MIN_BLOCKS_PER_THREAD = 2
+PHASE_TILES = 256
+# The phases' transforms take runs of about PHASE_RUN_TILES tiles per call; the parallel
+# pieces are (channel, run) pairs.
+PHASE_RUN_TILES = 64
+# The filter gradient's blocks schedule sums into one S (alpha^2 * F * C values) per slot, a
+# fixed range of blocks each (so the sum does not depend on the schedule). Up to this many
+# slots per thread keep the threads busy when one of them is held up, as long as the slots'
+# S take at most FILTER_SLOTS_BYTES (never fewer slots than threads).
+FILTER_SLOTS_PER_THREAD = 4
+FILTER_SLOTS_BYTES = 16 * 2**20
+# The GEMMs of the phases schedule: "openmp" (one GEMM per tile element, spread over the
+# OpenMP threads) or "numpy" (one multi-threaded matmul over the alpha^2 matrices; used when
+# scipy's BLAS is not available to call from the kernels).
+PHASE_GEMM = "openmp"
+
+
+def winograd_available():
+    """True when the compiled Winograd kernels are built and usable now."""
+    return _winograd is not None and direct_available()
+
+
+def _blas_ready():
+    return bool(_images_blas())
+
+
+# --------------------------------------------------------------------------- checks
+
+def _int_arg(fn, name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{fn}: {name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _common_args(fn, m, ph, pw):
+    if isinstance(m, bool) or m not in (2, 4):
+        raise ValueError(f"{fn}: m must be 2 (F(2x2,3x3)) or 4 (F(4x4,3x3)), got {m!r}")
+    if not winograd_available():
+        raise RuntimeError(f"{fn}: the compiled Winograd kernels are not available (not "
+                           f"built, or use_compiled(False))")
+    return int(m), _int_arg(fn, "ph", ph, 0), _int_arg(fn, "pw", pw, 0)
+
+
+def _out_size(fn, h, w, ph, pw):
+    ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
+    if ho < 1 or wo < 1:
+        raise ValueError(f"{fn}: a 3x3 kernel does not fit an input of {h}x{w} padded by "
+                         f"({ph}, {pw}): the output would be {ho}x{wo}")
+    return ho, wo
+
+
+def _check_weights(fn, w, c, x_name, x_shape):
+    if w.shape[2:] != (3, 3):
+        raise ValueError(f"{fn}: w must be (F, C, 3, 3), got shape {w.shape}")
+    if w.shape[1] != c:
+        raise ValueError(f"{fn}: w {w.shape} has {w.shape[1]} input channels but {x_name} "
+                         f"{tuple(x_shape)} has {c}")
+
+
+# --------------------------------------------------------------------------- schedule
+
+class _Schedule:
+    """How one Winograd pass runs: tiling, schedule and workspaces (shapes in values).
+
+    kind: "forward" or "data" (channels c in, f out) or "filter"; (ho, wo) the plane the
+    tiles cover (the output of the convolution that is run).
+    """
+
+    def __init__(self, kind, n, c, f, ho, wo, m, itemsize, block_rows=None):
+        A2 = (m + 2) ** 2
+        self.m, self.th, self.tw = m, -(-ho // m), -(-wo // m)
+        self.rows = n * self.th  # tile rows in all
+        work = n * c * f * 9 * ho * wo  # multiply-adds of the direct convolution
+        threads = 1 if work < get_parallel_min_work() else max(1, omp_max_threads())
+        row_bytes = A2 * (c + f) * self.tw * itemsize  # V and M (or Z) of one tile row
+        max_rows = max(1, min(BLOCK_MAX_BYTES, get_workspace_limit()) // row_bytes)
+        if block_rows is None:
+            per_block = max(1, min(max_rows, -(-BLOCK_TILES // self.tw)))
+            blocks = -(-self.rows // per_block)
+            if _blas_ready() and (threads == 1 or blocks >= MIN_BLOCKS_PER_THREAD * threads):
+                block_rows = per_block
+            else:
+                block_rows = 0
+        if block_rows == 0:
+            self.mode = "phases"
+            self.block_rows = max(1, min(self.rows, max_rows, -(-PHASE_TILES // self.tw)))
+            self.threads = threads
+            # the transforms take runs of about PHASE_RUN_TILES tiles
+            self.chunk_rows = max(1, min(self.block_rows, -(-PHASE_RUN_TILES // self.tw)))
+        else:
+            self.mode = "blocks"
+            self.block_rows = min(block_rows, self.rows)
+            self.threads = max(1, min(threads, -(-self.rows // self.block_rows)))
+            self.chunk_rows = self.block_rows  # a thread transforms its whole block at once
+        cols = self.block_rows * self.tw
+        # tile elements of V and M (or Z) lie this far apart (see _winograd.xi_stride)
+        self.vxs = _winograd.xi_stride(c * cols, itemsize)
+        self.mxs = _winograd.xi_stride(f * cols, itemsize)
+        scratch = _winograd.scratch_size(m, self.tw, self.chunk_rows * self.tw, max(c, f))
+        slots = 1
+        self.spaces = {  # name -> shape, allocated through minidl._kernels.workspace
+            "wino_v": (self.threads if self.mode == "blocks" else 1, A2 * self.vxs),
+            "wino_m": (self.threads if self.mode == "blocks" else 1, A2 * self.mxs),
+            "wino_scratch": (self.threads, scratch),
+        }
+        if kind == "filter":
+            if self.mode == "blocks":
+                s_bytes = A2 * f * c * itemsize
+                slots = max(self.threads, min(-(-self.rows // self.block_rows),
+                                              FILTER_SLOTS_PER_THREAD * self.threads,
+                                              FILTER_SLOTS_BYTES // s_bytes))
+            self.spaces["wino_s"] = (slots, A2, f, c)
+            self.spaces["wino_t"] = (self.threads, cols * c)  # one transposed V[xi]
+        else:
+            self.spaces["wino_u"] = (A2, f, c)
+
+    def nbytes(self, itemsize):
+        return sum(int(np.prod(s)) for s in self.spaces.values()) * itemsize
+
+    def space(self, name, dtype):
+        return workspace(name, self.spaces[name], dtype)
+
+    def matrices(self, name, dtype, rows, r0, r1):
+        """The (alpha^2, rows, (r1 - r0)*tw) view of workspace `name` for the block [r0, r1)
+        of the phases schedule: contiguous matrices, tile elements xi_stride apart."""
+        cols = (r1 - r0) * self.tw
+        xs = self.vxs if name == "wino_v" else self.mxs
+        flat = self.space(name, dtype).reshape(-1)
+        return flat[:(self.m + 2) ** 2 * xs].reshape(-1, xs)[:, :rows * cols].reshape(-1, rows, cols)
+
+
+def _schedule_for(kind, n, c, f, ho, wo, m, itemsize, block_rows):
+    if block_rows is not None:
+        block_rows = _int_arg(f"winograd_{kind}", "block_rows", block_rows, 0)
+        if block_rows and not _blas_ready():
+            raise RuntimeError(f"winograd_{kind}: block_rows > 0 needs scipy's BLAS")
+    return _Schedule(kind, n, c, f, ho, wo, m, itemsize, block_rows)
+
+
+def winograd_workspace_bytes(kind, x_shape, f, m, ph, pw, dtype=np.float32):
+    """Bytes of scratch one call takes (kept between calls in minidl._kernels.workspace).
+
+    kind: "forward" (x_shape (N, C, H, W), f filters), "data" (the data gradient of that
+    forward) or "filter" (the filter gradient). The filter gradient adds a (F, C, 3, 3)
+    result; every pass returns a fresh output array on top of this.
+    """
+    n, c, h, w = (int(s) for s in x_shape)
+    ho, wo = _out_size("winograd_workspace_bytes", h, w, ph, pw)
+    itemsize = np.dtype(dtype).itemsize
+    if kind == "forward":
+        return _Schedule("forward", n, c, f, ho, wo, m, itemsize).nbytes(itemsize)
+    if kind == "data":
+        return _Schedule("data", n, f, c, h, w, m, itemsize).nbytes(itemsize)
+    if kind == "filter":
+        return _Schedule("filter", n, c, f, ho, wo, m, itemsize).nbytes(itemsize)
+    raise ValueError(f"winograd_workspace_bytes: kind must be 'forward', 'data' or 'filter', "
+                     f"got {kind!r}")
+
+
+# --------------------------------------------------------------------------- passes
+
+def _convolve(kind, x, wt, b, out_shape, m, oy, ox, block_rows):
+    """out (N, F, HO, WO) = x (N, C, H, W) convolved with wt (F, C, 3, 3) (+ b), output
+    (0, 0) reading input (oy, ox): the machinery of the forward and data-gradient passes."""
+    n, c = x.shape[:2]
+    f, ho, wo = out_shape[1:]
+    out = np.empty(out_shape, dtype=x.dtype)
+    if out.size == 0:
+        return out
+    if x.size == 0 or wt.size == 0:  # no input channels or an empty plane: only the bias
+        out[...] = 0 if b is None else b.reshape(1, -1, 1, 1)
+        return out
+    s = _schedule_for(kind, n, c, f, ho, wo, m, x.itemsize, block_rows)
+    u = s.space("wino_u", x.dtype)
+    scratch = s.space("wino_scratch", x.dtype)
+    _winograd.filter_transform(wt, u, scratch, m)
+    if s.mode == "blocks":
+        with _SingleThreadedBlas():
+            _winograd.forward_blocks(x, u, b, out, s.space("wino_v", x.dtype),
+                                     s.space("wino_m", x.dtype), scratch, m, oy, ox,
+                                     s.block_rows, s.vxs, s.mxs)
+        return out
+    for r0 in range(0, s.rows, s.block_rows):
+        r1 = min(r0 + s.block_rows, s.rows)
+        v = s.matrices("wino_v", x.dtype, c, r0, r1)
+        mm = s.matrices("wino_m", x.dtype, f, r0, r1)
+        _winograd.input_block(x, v, scratch, m, oy, ox, ho, wo, r0, r1, s.chunk_rows)
+        _phase_products(u, v, mm, s.threads)
+        _winograd.output_block(mm, b, out, scratch, m, r0, r1, s.chunk_rows)
+    return out
+
+
+def _phase_products(u, v, mm, threads):
+    if PHASE_GEMM == "openmp" and _blas_ready():
+        with _SingleThreadedBlas():
+            _winograd.products_block(u, v, mm, threads)
+    else:
+        np.matmul(u, v, out=mm)
+
+
+def winograd_forward(x, w, b, m, ph, pw, *, block_rows=None):
+    """3x3 stride-1 convolution by Winograd F(m x m, 3x3).
+
+    x (N, C, H, W), w (F, C, 3, 3), b (F,) or None -> out (N, F, HO, WO) with
+    HO = H + 2*ph - 2, WO = W + 2*pw - 2 (both must be >= 1). float32 or float64, one dtype.
+
+    m: 2 (F(2x2,3x3), 2.25x fewer multiplies than direct) or 4 (F(4x4,3x3), 4x fewer, less
+    accurate in float32; see the module docstring). block_rows: tile rows per block (None:
+    chosen here; 0: the "phases" schedule), for tuning and tests.
+    """
+    fn = "winograd_forward"
+    m, ph, pw = _common_args(fn, m, ph, pw)
+    x = _float_array(fn, "x", x, 4)
+    w = _float_array(fn, "w", w, 4)
+    _check_dtypes(fn, x=x, w=w)
+    _check_weights(fn, w, x.shape[1], "x", x.shape)
+    if b is not None:
+        b = _float_array(fn, "b", b, 1)
+        _check_dtypes(fn, x=x, b=b)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"{fn}: b {b.shape} must have one value per filter of w {w.shape}")
+    n, _, h, wd = x.shape
+    ho, wo = _out_size(fn, h, wd, ph, pw)
+    return _convolve("forward", x, w, b, (n, w.shape[0], ho, wo), m, -ph, -pw, block_rows)
+
+
+def winograd_backward_data(dout, w, x_shape, m, ph, pw, *, block_rows=None):
+    """Gradient to the input of winograd_forward: dout (N, F, HO, WO), w (F, C, 3, 3)
+    -> dx (x_shape = (N, C, H, W)), with HO = H + 2*ph - 2 and WO = W + 2*pw - 2.
+
+    It is the 3x3 stride-1 convolution of dout with w flipped and transposed to (C, F, 3, 3),
+    padded by 2 - ph (dout cropped by ph - 2 when ph > 2), through the forward machinery.
+    """
+    fn = "winograd_backward_data"
+    m, ph, pw = _common_args(fn, m, ph, pw)
+    dout = _float_array(fn, "dout", dout, 4)
+    w = _float_array(fn, "w", w, 4)
+    _check_dtypes(fn, dout=dout, w=w)
+    try:
+        x_shape = tuple(_int_arg(fn, "x_shape", s, 0) for s in x_shape)
+    except TypeError:
+        raise ValueError(f"{fn}: x_shape must be (N, C, H, W), got {x_shape!r}") from None
+    if len(x_shape) != 4:
+        raise ValueError(f"{fn}: x_shape must be (N, C, H, W), got {x_shape}")
+    n, c, h, wd = x_shape
+    _check_weights(fn, w, c, "x_shape", x_shape)
+    ho, wo = _out_size(fn, h, wd, ph, pw)
+    if dout.shape != (n, w.shape[0], ho, wo):
+        raise ValueError(f"{fn}: dout {dout.shape} must be {(n, w.shape[0], ho, wo)} for x "
+                         f"{x_shape}, w {w.shape} and pad ({ph}, {pw})")
+    wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+    return _convolve("data", dout, wt, None, x_shape, m, ph - 2, pw - 2, block_rows)
+
+
+def winograd_backward_filter(x, dout, m, ph, pw, with_db=False, *, block_rows=None):
+    """Gradient to the weights of winograd_forward: x (N, C, H, W), dout (N, F, HO, WO)
+    -> dw (F, C, 3, 3), or (dw, db) with ``with_db`` (db (F,): dout summed per filter).
+
+    dw = G^T [sum over images and tiles (A dY A^T) (.) (B^T d B)] G, the products summed by
+    alpha^2 GEMMs per block of tiles.
+    """
+    fn = "winograd_backward_filter"
+    m, ph, pw = _common_args(fn, m, ph, pw)
+    x = _float_array(fn, "x", x, 4)
+    dout = _float_array(fn, "dout", dout, 4)
+    _check_dtypes(fn, x=x, dout=dout)
+    n, c, h, wd = x.shape
+    ho, wo = _out_size(fn, h, wd, ph, pw)
+    if dout.shape[0] != n or dout.shape[2:] != (ho, wo):
+        raise ValueError(f"{fn}: dout {dout.shape} must be (N={n}, F, {ho}, {wo}) for x "
+                         f"{x.shape} and pad ({ph}, {pw})")
+    f = dout.shape[1]
+    dw = np.zeros((f, c, 3, 3), dtype=x.dtype)
+    db = dout.sum(axis=(0, 2, 3)) if with_db else None
+    if dw.size and x.size and dout.size:
+        _filter_gradient(x, dout, dw, m, -ph, -pw, block_rows)
+    return (dw, db) if with_db else dw
+
+
+def _filter_gradient(x, dout, dw, m, oy, ox, block_rows):
+    n, c = x.shape[:2]
+    f, ho, wo = dout.shape[1:]
+    s = _schedule_for("filter", n, c, f, ho, wo, m, x.itemsize, block_rows)
+    scratch = s.space("wino_scratch", x.dtype)
+    parts = s.space("wino_s", x.dtype)
+    parts.fill(0)
+    if s.mode == "blocks":
+        with _SingleThreadedBlas():
+            _winograd.filter_grad_blocks(x, dout, parts, s.space("wino_v", x.dtype),
+                                         s.space("wino_m", x.dtype), s.space("wino_t", x.dtype),
+                                         scratch, m, oy, ox, s.block_rows, s.vxs, s.mxs)
+        total = parts[0] if parts.shape[0] == 1 else parts.sum(axis=0)
+    else:
+        total = parts[0]
+        for r0 in range(0, s.rows, s.block_rows):
+            r1 = min(r0 + s.block_rows, s.rows)
+            v = s.matrices("wino_v", x.dtype, c, r0, r1)
+            z = s.matrices("wino_m", x.dtype, f, r0, r1)
+            _winograd.input_block(x, v, scratch, m, oy, ox, ho, wo, r0, r1, s.chunk_rows)
+            _winograd.grad_block(dout, z, scratch, m, r0, r1, s.chunk_rows)
+            if PHASE_GEMM == "openmp" and _blas_ready():
+                with _SingleThreadedBlas():
+                    _winograd.filter_products_block(z, v, total, s.space("wino_t", x.dtype))
+            else:
+                total += np.matmul(z, v.transpose(0, 2, 1))
+    _winograd.filter_grad_transform(np.ascontiguousarray(total), dw, scratch, m)
