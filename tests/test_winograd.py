@@ -173,14 +173,21 @@ def test_filter_gradient_is_the_same_on_every_call_however_the_threads_are_sched
             _kernels.winograd_backward_filter(x, dout, 4, 1, 1, block_rows=1), first)
 
 
-def test_workspace_bytes_account_for_every_scratch_array_a_call_takes():
+@pytest.mark.parametrize("kind", ["forward", "data", "filter"])
+def test_workspace_bytes_account_for_every_scratch_array_a_call_takes(kind):
     _kernels.release_workspaces()
     x = np.ones((4, 6, 13, 11), np.float32)
     w = np.ones((5, 6, 3, 3), np.float32)
-    _kernels.winograd_forward(x, w, None, 4, 1, 0)
+    dout = np.ones((4, 5, 13, 9), np.float32)  # pad (1, 0)
+    if kind == "forward":
+        _kernels.winograd_forward(x, w, None, 4, 1, 0)
+    elif kind == "data":
+        _kernels.winograd_backward_data(dout, w, x.shape, 4, 1, 0)
+    else:
+        _kernels.winograd_backward_filter(x, dout, 4, 1, 0)
     used = sum(buf.nbytes for name, buf in _kernels._tls.spaces.items()
                if name.startswith("wino_"))
-    assert used == _kernels.winograd_workspace_bytes("forward", x.shape, 5, 4, 1, 0, np.float32)
+    assert used == _kernels.winograd_workspace_bytes(kind, x.shape, 5, 4, 1, 0, np.float32)
 
 
 def test_non_contiguous_inputs_are_accepted_and_give_the_contiguous_result():
@@ -203,6 +210,9 @@ D = np.zeros((2, 4, 5, 5), np.float32)
 @pytest.mark.parametrize("call, match", [
     (lambda: _kernels.winograd_forward(X, W, None, 3, 1, 1), r"winograd_forward: m must be"),
     (lambda: _kernels.winograd_forward(X, W, None, True, 1, 1), r"m must be"),
+    (lambda: _kernels.winograd_forward(X, W, None, 2.0, 1, 1), r"m must be"),
+    (lambda: _kernels.winograd_workspace_bytes("backward", X.shape, 4, 2, 1, 1),
+     r"winograd_workspace_bytes: kind must be"),
     (lambda: _kernels.winograd_forward(X, W, None, 2, -1, 1), r"ph must be an integer >= 0"),
     (lambda: _kernels.winograd_forward(X, W, None, 2, 1, 1.5), r"pw must be an integer"),
     (lambda: _kernels.winograd_forward(X, np.zeros((4, 3, 5, 5), np.float32), None, 2, 1, 1),

@@ -5,44 +5,49 @@ Symbols: N images, C input channels, F output channels (filters), an (H, W) inpu
 an (HO, WO) output plane, tiles of m x m outputs (m = 2 or 4) read from alpha x alpha input
 patches (alpha = m + 2), th x tw tiles per plane (th = ceil(HO/m), tw = ceil(WO/m)),
 R = N*th tile rows in all, xi = i*alpha + j one of the alpha^2 tile elements. A tile row
-(image n, tile row ty) is global row r = n*th + ty; a block is a run of tile rows [r0, r1).
+(image n, tile row ty) is global row r = n*th + ty; a block is a run of tile rows [r0, r1)
+whose B = (r1 - r0)*tw tiles are processed together.
 
 One pass (forward, or the data gradient, which is the same convolution of dout) is
 
     U[xi] (F, C)   = G w G^T                        filter transform   (wino_filter)
-    V[xi] (C, B)   = B^T d B   for the B tiles       input transform    (wino_input_row)
+    V[xi] (C, B)   = B^T d B                        input transform    (wino_input_rows)
     M[xi] (F, B)   = U[xi] @ V[xi]                  alpha^2 GEMMs      (_products)
-    out            = A^T M A (+ bias)               output transform   (wino_output_row)
+    out            = A^T M A (+ bias)               output transform   (wino_output_rows)
 
 and the filter gradient is
 
-    Z[xi] (F, B)   = A dY A^T                        (wino_grad_row)
+    Z[xi] (F, B)   = A dY A^T                        (wino_grad_rows)
     S[xi] (F, C)  += Z[xi] @ V[xi]^T                 alpha^2 GEMMs, summed over blocks
     dw             = G^T S G                         (wino_filter_grad)
 
-V, M and Z hold a block's tiles side by side: V[xi][c][(r - r0)*tw + t], so that each tile
-element is one GEMM over the whole block and the transforms run over a tile row at a time.
+V, M and Z hold a block's tiles side by side, V[xi][c][(r - r0)*tw + t], so that each tile
+element is one GEMM over the block. Their tile elements lie xi_stride apart (not a multiple
+of 4 KB: see xi_stride).
+
+The GEMMs: in float32, where the CPU has AVX-512, a register-blocked kernel (wino_sgemm in
+_winograd.h); otherwise, and in float64, the BLAS's ?gemm called single-threaded from the
+OpenMP threads (minidl._kernels._common.gemm: it needs minidl._kernels._images_blas() to
+have installed the BLAS, and the BLAS held at one thread meanwhile,
+minidl._kernels._SingleThreadedBlas).
 
 Two ways to run the blocks, chosen (with the block size) by minidl._kernels.winograd:
 
 * ``*_blocks``: the blocks are spread over the OpenMP threads; each thread transforms its
-  block into its own workspace row, multiplies with the BLAS called single-threaded from
-  that thread, and transforms back, so a block's V and M stay in that core's cache. For
-  many tiles (large planes or batches).
+  block into its own workspace row, multiplies, and transforms back, so that a block's V
+  and M stay in that core's caches. For many tiles (large planes or batches).
 * the ``*_block`` phase functions: one block at a time, each phase parallel on its own
-  (transforms over (channel, tile row) pairs, the GEMMs over the alpha^2 tile elements). For
-  few tiles and many channels, where the first way would leave threads idle or make skinny
-  GEMMs.
+  (the transforms over (channel, run of tile rows) pairs, the GEMMs over the alpha^2 tile
+  elements). For few tiles (small N, small planes), where the first way would leave a
+  thread idle.
 
-The filter gradient of the first way sums into one S per slot, a fixed range of blocks per
-slot (not per thread), so its result does not depend on the OpenMP schedule.
+The filter gradient's blocks sum into one S per slot, each slot a fixed range of blocks (the
+slots, not the threads, own the sums), so its result does not depend on the OpenMP schedule.
 
 Safety: the C transforms read an input plane only inside [0, H) x [0, W) and write an output
 plane only inside [0, HO) x [0, WO), whatever the offsets (see _winograd_impl.h); the
-functions here check every workspace and matrix size against the arrays before any loop,
-so that a wrong call raises ValueError instead of writing past a workspace. The GEMMs need
-minidl._kernels._images_blas() to have installed the BLAS first, and the BLAS held at one
-thread (minidl._kernels._SingleThreadedBlas) while they run.
+functions here check every workspace, scratch and matrix size against the arrays before
+any loop, so that a wrong call raises ValueError instead of writing past a workspace.
 """
 from cython.parallel cimport prange, threadid
 
@@ -75,9 +80,9 @@ cdef extern from "_winograd.h" nogil:
     void wino_filter_grad_d(const double *s, long ss, long C, int m, double *dw, double *scr)
 
 
-# 1: the float32 tile-wise products run the AVX-512 kernel of _winograd.h when the CPU has it;
-# 0: always the BLAS (set_simd_products).
-cdef int _simd_products = 1
+# 1: the float32 tile-wise products run the AVX-512 kernel of _winograd.h (set at import when
+# the CPU has it); 0: the BLAS (set_simd_products).
+cdef int _simd_products = 0
 
 
 def simd_products_available():
@@ -174,6 +179,18 @@ cdef int _check_matrices(str name, Py_ssize_t *shape, Py_ssize_t *strides, long 
 cdef inline long _ld(Py_ssize_t *shape, Py_ssize_t *strides, long itemsize):
     # the row length of a view _check_matrices accepted
     return shape[2] if shape[1] == 1 else strides[1] // itemsize
+
+
+cdef long _check_phase(Tiling *g, long r0, long r1, long chunk_rows, str name,
+                       Py_ssize_t *shape, Py_ssize_t *strides, long itemsize, long rows,
+                       Py_ssize_t scr_rows, Py_ssize_t scr_cols) except -1:
+    # the checks of a phase function over tile rows [r0, r1) with one scratch row per thread
+    # and a (alpha^2, rows, (r1 - r0)*tw) view: returns the number of runs of chunk_rows rows
+    _require(0 <= r0 and r0 < r1 and r1 <= g.R, f"tile rows [{r0}, {r1}) outside [0, {g.R})")
+    _check_matrices(name, shape, strides, itemsize, g.A2, rows, (r1 - r0) * g.tw)
+    _require(chunk_rows >= 1, "chunk_rows must be positive")
+    _check_scratch(g, scr_rows, scr_cols, scr_rows, chunk_rows * g.tw)
+    return (r1 - r0 + chunk_rows - 1) // chunk_rows
 
 
 # ---------------------------------------------------------------- per-block pieces (nogil)
@@ -440,14 +457,10 @@ def input_block(const floating[:, :, :, ::1] x, floating[:, :, :] v, floating[:,
     cdef Tiling g = _tiling(m, x.shape[1], x.shape[2], x.shape[3], 1, x.shape[0], HO, WO,
                             oy, ox)
     cdef int nt = scr.shape[0]
-    cdef long nr = r1 - r0
-    _require(0 <= r0 and r0 < r1 and r1 <= g.R, f"tile rows [{r0}, {r1}) outside [0, {g.R})")
-    _check_matrices("v", v.shape, v.strides, <long>sizeof(floating), g.A2, g.C, nr * g.tw)
-    _require(chunk_rows >= 1, "chunk_rows must be positive")
-    _check_scratch(&g, scr.shape[0], scr.shape[1], nt, chunk_rows * g.tw)
+    cdef long nch = _check_phase(&g, r0, r1, chunk_rows, "v", v.shape, v.strides,
+                                 sizeof(floating), g.C, scr.shape[0], scr.shape[1])
     cdef long ld = _ld(v.shape, v.strides, sizeof(floating))
     cdef long xs = v.strides[0] // <long>sizeof(floating)
-    cdef long nch = (nr + chunk_rows - 1) // chunk_rows
     cdef Py_ssize_t k
     cdef long c, q0, q1
     cdef int tid
@@ -473,15 +486,11 @@ def output_block(const floating[:, :, :] mm, const floating[::1] bias,
     cdef Tiling g = _tiling(m, 1, 1, 1, out.shape[1], out.shape[0], out.shape[2],
                             out.shape[3], 0, 0)
     cdef int nt = scr.shape[0]
-    cdef long nr = r1 - r0
-    _require(0 <= r0 and r0 < r1 and r1 <= g.R, f"tile rows [{r0}, {r1}) outside [0, {g.R})")
-    _check_matrices("mm", mm.shape, mm.strides, <long>sizeof(floating), g.A2, g.F, nr * g.tw)
     _require(bias is None or bias.shape[0] == g.F, "bias must have F values")
-    _require(chunk_rows >= 1, "chunk_rows must be positive")
-    _check_scratch(&g, scr.shape[0], scr.shape[1], nt, chunk_rows * g.tw)
+    cdef long nch = _check_phase(&g, r0, r1, chunk_rows, "mm", mm.shape, mm.strides,
+                                 sizeof(floating), g.F, scr.shape[0], scr.shape[1])
     cdef long ld = _ld(mm.shape, mm.strides, sizeof(floating))
     cdef long xs = mm.strides[0] // <long>sizeof(floating)
-    cdef long nch = (nr + chunk_rows - 1) // chunk_rows
     cdef Py_ssize_t k
     cdef long f, q0, q1
     cdef int tid
@@ -509,14 +518,10 @@ def grad_block(const floating[:, :, :, ::1] dout, floating[:, :, :] z, floating[
     cdef Tiling g = _tiling(m, 1, 1, 1, dout.shape[1], dout.shape[0], dout.shape[2],
                             dout.shape[3], 0, 0)
     cdef int nt = scr.shape[0]
-    cdef long nr = r1 - r0
-    _require(0 <= r0 and r0 < r1 and r1 <= g.R, f"tile rows [{r0}, {r1}) outside [0, {g.R})")
-    _check_matrices("z", z.shape, z.strides, <long>sizeof(floating), g.A2, g.F, nr * g.tw)
-    _require(chunk_rows >= 1, "chunk_rows must be positive")
-    _check_scratch(&g, scr.shape[0], scr.shape[1], nt, chunk_rows * g.tw)
+    cdef long nch = _check_phase(&g, r0, r1, chunk_rows, "z", z.shape, z.strides,
+                                 sizeof(floating), g.F, scr.shape[0], scr.shape[1])
     cdef long ld = _ld(z.shape, z.strides, sizeof(floating))
     cdef long xs = z.strides[0] // <long>sizeof(floating)
-    cdef long nch = (nr + chunk_rows - 1) // chunk_rows
     cdef Py_ssize_t k
     cdef long f, q0, q1
     cdef int tid
@@ -545,7 +550,8 @@ def products_block(const floating[:, :, ::1] u, const floating[:, :, :] v,
     _require(u.strides[0] == F * C * <long>sizeof(floating), "u must be contiguous")
     if A2 == 0 or F == 0 or C == 0 or B == 0:
         return
-    cdef long vxs = v.strides[0] // <long>sizeof(floating), mxs = mm.strides[0] // <long>sizeof(floating)
+    cdef long vxs = v.strides[0] // <long>sizeof(floating)
+    cdef long mxs = mm.strides[0] // <long>sizeof(floating)
     cdef Py_ssize_t xi
     cdef const floating *up = &u[0, 0, 0]
     cdef const floating *vp = &v[0, 0, 0]
@@ -568,7 +574,8 @@ def filter_products_block(const floating[:, :, :] z, const floating[:, :, :] v,
     _require(nt >= 1 and ws_t.shape[1] >= B * C, "transpose workspace too small")
     if A2 == 0 or F == 0 or C == 0 or B == 0:
         return
-    cdef long zxs = z.strides[0] // <long>sizeof(floating), vxs = v.strides[0] // <long>sizeof(floating)
+    cdef long zxs = z.strides[0] // <long>sizeof(floating)
+    cdef long vxs = v.strides[0] // <long>sizeof(floating)
     cdef Py_ssize_t xi
     cdef int tid
     cdef const floating *zp = &z[0, 0, 0]

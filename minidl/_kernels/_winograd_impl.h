@@ -6,35 +6,35 @@
      U = G g G^T (filter),  V = B^T d B (input tile),  Y = A^T (U (.) V) A (output tile),
      dU = (A dY A^T) (.) V summed over tiles,  dg = G^T dU G (filter gradient).
 
-   Every transform here runs on a run of whole tile rows of one channel at once (a tile row:
-   the tw tiles of one plane that share their output rows). Tile t of the row at output row y0 covers output rows
-   y0 .. y0+m-1 and columns t*m .. t*m+m-1 and reads the alpha x alpha input patch at rows
-   y0 + oy + k, columns t*m + ox + l (k, l < alpha; oy = ox = -pad for a forward pass).
-   Values are kept de-interleaved, one array of tw values per tile element, so that every
-   arithmetic loop runs over all the tiles of the run and vectorises; the transformed tiles
-   are written to V[xi * vs + t] (xi = i*alpha + j), the layout of the batched GEMMs.
+   Tiles: tile t of the tile row at output row y0 covers output rows y0 .. y0+m-1 and columns
+   t*m .. t*m+m-1, and reads the alpha x alpha input patch at rows y0 + oy + k and columns
+   t*m + ox + l (k, l < alpha; oy = ox = -pad for a forward pass). A plane has th x tw tiles;
+   those of the last row and column may stick out of the output (partial tiles).
 
-   Bounds: reads of the input plane happen only at rows in [0, H) and, per tile element, only
-   for the tiles wino_tile_range finds inside [0, W) (the rest read as zero: padding, however
-   large). Writes of an output plane happen only at rows y0 + a < HO and, per tile element,
-   only for the tiles whose column is < WO (the partial tiles at the right and bottom edges).
-   Scratch (2 * alpha^2 * n values for a run of n tiles, (9 + 3*alpha) * C for a filter) is passed in;
-   nothing here allocates, starts threads or calls the BLAS. */
+   Layout: the transformed tiles of a run of tile rows are written side by side, element xi
+   (= i*alpha + j) of tile j of the run at V[xi*vs + j]: per tile element one row of the
+   batched GEMMs, and every arithmetic loop here runs over many tiles and vectorises.
 
-/* ---- 1-D transforms of n tiles at once: element k of tile t is in[k*is + t*it], element i
-   of the result out[i*os + t] (A^T: out[i*os + t*ot], plus a bias). Called with constant
-   strides from the bodies below, so the loops over t vectorise (stride-m reads become vector
-   loads and permutes). The matrices' zeros and ones are not multiplied. ---- */
+   Bounds: an input plane is read only at rows in [0, H) and columns in [0, W) (the columns
+   a tile row's patches span are clamped to the plane; rows and columns outside read as zero:
+   padding, however large, or a 1-pixel input). An output plane is written only at rows
+   < HO and columns < WO (the partial tiles are cut at the edge). Scratch is passed in (sizes
+   with each function); nothing here allocates, starts threads or calls the BLAS. */
+
+/* ---- 1-D transforms of n tiles at once: element k of tile t is d[k][t*it] (d: one pointer
+   per element: plane rows, or a row's tiles at stride m), element i of the result
+   out[i*os + t] (A^T: out[i*os + t*ot], plus a bias). Called with constant strides from the
+   bodies below, so the loops over t vectorise (stride-m reads become vector loads and
+   permutes). The matrices' zeros and ones are not multiplied. ---- */
 
 /* B^T (4x4) of F(2,3) */
-static inline void FN(wino_bt2)(const T *restrict in, long is, long it, T *restrict out, long os,
-                                long n)
+static inline void FN(wino_bt2)(const T *const *d, long it, T *restrict out, long os, long n)
 {
+    const T *restrict d0 = d[0], *restrict d1 = d[1], *restrict d2 = d[2], *restrict d3 = d[3];
     T *o0 = out, *o1 = out + os, *o2 = out + 2 * os, *o3 = out + 3 * os;
     WINO_IVDEP
     for (long t = 0; t < n; t++) {
-        const T *d = in + t * it;
-        const T a = d[0], b = d[is], c = d[2 * is], e = d[3 * is];
+        const T a = d0[t * it], b = d1[t * it], c = d2[t * it], e = d3[t * it];
         o0[t] = a - c;
         o1[t] = b + c;
         o2[t] = c - b;
@@ -43,15 +43,16 @@ static inline void FN(wino_bt2)(const T *restrict in, long is, long it, T *restr
 }
 
 /* B^T (6x6) of F(4,3) */
-static inline void FN(wino_bt4)(const T *restrict in, long is, long it, T *restrict out, long os,
-                                long n)
+static inline void FN(wino_bt4)(const T *const *d, long it, T *restrict out, long os, long n)
 {
+    const T *restrict d0 = d[0], *restrict d1 = d[1], *restrict d2 = d[2], *restrict d3 = d[3],
+            *restrict d4 = d[4], *restrict d5 = d[5];
     T *o0 = out, *o1 = out + os, *o2 = out + 2 * os, *o3 = out + 3 * os, *o4 = out + 4 * os,
       *o5 = out + 5 * os;
     WINO_IVDEP
     for (long t = 0; t < n; t++) {
-        const T *d = in + t * it;
-        const T a = d[0], b = d[is], c = d[2 * is], e = d[3 * is], f = d[4 * is], g = d[5 * is];
+        const T a = d0[t * it], b = d1[t * it], c = d2[t * it], e = d3[t * it],
+                f = d4[t * it], g = d5[t * it];
         o0[t] = (T)4 * a - (T)5 * c + f;
         o1[t] = (e + f) - (T)4 * (b + c);
         o2[t] = (f - e) + (T)4 * (b - c);
@@ -61,134 +62,75 @@ static inline void FN(wino_bt4)(const T *restrict in, long is, long it, T *restr
     }
 }
 
-/* B^T down plane rows: out[i*os + c] = sum_k BT[i][k] rows[k][c], c < n */
-static inline void FN(wino_bt2_rows)(const T **rows, T *restrict out, long os, long n)
-{
-    const T *d0 = rows[0], *d1 = rows[1], *d2 = rows[2], *d3 = rows[3];
-    T *o0 = out, *o1 = out + os, *o2 = out + 2 * os, *o3 = out + 3 * os;
-    WINO_IVDEP
-    for (long c = 0; c < n; c++) {
-        o0[c] = d0[c] - d2[c];
-        o1[c] = d1[c] + d2[c];
-        o2[c] = d2[c] - d1[c];
-        o3[c] = d1[c] - d3[c];
-    }
-}
-
-static inline void FN(wino_bt4_rows)(const T **rows, T *restrict out, long os, long n)
-{
-    const T *d0 = rows[0], *d1 = rows[1], *d2 = rows[2], *d3 = rows[3], *d4 = rows[4],
-            *d5 = rows[5];
-    T *o0 = out, *o1 = out + os, *o2 = out + 2 * os, *o3 = out + 3 * os, *o4 = out + 4 * os,
-      *o5 = out + 5 * os;
-    WINO_IVDEP
-    for (long c = 0; c < n; c++) {
-        const T a = d0[c], b = d1[c], cc = d2[c], e = d3[c], f = d4[c], g = d5[c];
-        o0[c] = (T)4 * a - (T)5 * cc + f;
-        o1[c] = (e + f) - (T)4 * (b + cc);
-        o2[c] = (f - e) + (T)4 * (b - cc);
-        o3[c] = (f - cc) + (T)2 * (e - b);
-        o4[c] = (f - cc) - (T)2 * (e - b);
-        o5[c] = (T)4 * b - (T)5 * e + g;
-    }
-}
-
 /* A^T (2x4) of F(2,3): alpha elements in, m out, plus bias */
-static inline void FN(wino_at2)(const T *restrict in, long is, long it, T *restrict out, long os,
-                                long ot, long n, T bias)
+static inline void FN(wino_at2)(const T *const *d, long it, T *restrict out, long os, long ot,
+                                long n, T bias)
 {
+    const T *restrict d0 = d[0], *restrict d1 = d[1], *restrict d2 = d[2], *restrict d3 = d[3];
     WINO_IVDEP
     for (long t = 0; t < n; t++) {
-        const T *d = in + t * it;
-        const T m0 = d[0], m1 = d[is], m2 = d[2 * is], m3 = d[3 * is];
+        const T m0 = d0[t * it], m1 = d1[t * it], m2 = d2[t * it], m3 = d3[t * it];
         out[t * ot] = m0 + m1 + m2 + bias;
         out[t * ot + os] = m1 - m2 - m3 + bias;
     }
 }
 
 /* A^T (4x6) of F(4,3) */
-static inline void FN(wino_at4)(const T *restrict in, long is, long it, T *restrict out, long os,
-                                long ot, long n, T bias)
+static inline void FN(wino_at4)(const T *const *d, long it, T *restrict out, long os, long ot,
+                                long n, T bias)
 {
+    const T *restrict d0 = d[0], *restrict d1 = d[1], *restrict d2 = d[2], *restrict d3 = d[3],
+            *restrict d4 = d[4], *restrict d5 = d[5];
     WINO_IVDEP
     for (long t = 0; t < n; t++) {
-        const T *d = in + t * it;
-        const T s12 = d[is] + d[2 * is], d12 = d[is] - d[2 * is];
-        const T s34 = d[3 * is] + d[4 * is], d34 = d[3 * is] - d[4 * is];
-        out[t * ot] = d[0] + s12 + s34 + bias;
+        const T s12 = d1[t * it] + d2[t * it], d12 = d1[t * it] - d2[t * it];
+        const T s34 = d3[t * it] + d4[t * it], d34 = d3[t * it] - d4[t * it];
+        out[t * ot] = d0[t * it] + s12 + s34 + bias;
         out[t * ot + os] = d12 + (T)2 * d34 + bias;
         out[t * ot + 2 * os] = s12 + (T)4 * s34 + bias;
-        out[t * ot + 3 * os] = d12 + (T)8 * d34 + d[5 * is] + bias;
+        out[t * ot + 3 * os] = d12 + (T)8 * d34 + d5[t * it] + bias;
     }
 }
 
 /* A (4x2) of F(2,3), the transpose of A^T: m elements in, alpha out (output gradients) */
-static inline void FN(wino_a2)(const T *restrict in, long is, long it, T *restrict out, long os,
-                               long n)
+static inline void FN(wino_a2)(const T *const *d, long it, T *restrict out, long os, long n)
 {
+    const T *restrict d0 = d[0], *restrict d1 = d[1];
     T *z0 = out, *z1 = out + os, *z2 = out + 2 * os, *z3 = out + 3 * os;
     WINO_IVDEP
     for (long t = 0; t < n; t++) {
-        const T *d = in + t * it;
-        const T d0 = d[0], d1 = d[is];
-        z0[t] = d0;
-        z1[t] = d0 + d1;
-        z2[t] = d0 - d1;
-        z3[t] = -d1;
+        const T a = d0[t * it], b = d1[t * it];
+        z0[t] = a;
+        z1[t] = a + b;
+        z2[t] = a - b;
+        z3[t] = -b;
     }
 }
 
 /* A (6x4) of F(4,3) */
-static inline void FN(wino_a4)(const T *restrict in, long is, long it, T *restrict out, long os,
-                               long n)
+static inline void FN(wino_a4)(const T *const *d, long it, T *restrict out, long os, long n)
 {
+    const T *restrict d0 = d[0], *restrict d1 = d[1], *restrict d2 = d[2], *restrict d3 = d[3];
     T *z0 = out, *z1 = out + os, *z2 = out + 2 * os, *z3 = out + 3 * os, *z4 = out + 4 * os,
       *z5 = out + 5 * os;
     WINO_IVDEP
     for (long t = 0; t < n; t++) {
-        const T *d = in + t * it;
-        const T d0 = d[0], d1 = d[is], d2 = d[2 * is], d3 = d[3 * is];
-        const T s02 = d0 + d2, s13 = d1 + d3;
-        const T e02 = d0 + (T)4 * d2, e13 = (T)2 * d1 + (T)8 * d3;
-        z0[t] = d0;
+        const T a = d0[t * it], b = d1[t * it], c = d2[t * it], e = d3[t * it];
+        const T s02 = a + c, s13 = b + e, e02 = a + (T)4 * c, e13 = (T)2 * b + (T)8 * e;
+        z0[t] = a;
         z1[t] = s02 + s13;
         z2[t] = s02 - s13;
         z3[t] = e02 + e13;
         z4[t] = e02 - e13;
-        z5[t] = d3;
+        z5[t] = e;
     }
 }
 
-/* A down plane rows: out[i*os + c] = sum_a A[i][a] rows[a][c], c < n */
-static inline void FN(wino_a2_rows)(const T **rows, T *restrict out, long os, long n)
+/* p[k] = base + k*stride for k < count: the element pointers of the transforms above */
+static inline void FN(wino_ptrs)(const T **p, const T *base, long stride, int count)
 {
-    const T *d0 = rows[0], *d1 = rows[1];
-    T *z0 = out, *z1 = out + os, *z2 = out + 2 * os, *z3 = out + 3 * os;
-    WINO_IVDEP
-    for (long c = 0; c < n; c++) {
-        z0[c] = d0[c];
-        z1[c] = d0[c] + d1[c];
-        z2[c] = d0[c] - d1[c];
-        z3[c] = -d1[c];
-    }
-}
-
-static inline void FN(wino_a4_rows)(const T **rows, T *restrict out, long os, long n)
-{
-    const T *d0 = rows[0], *d1 = rows[1], *d2 = rows[2], *d3 = rows[3];
-    T *z0 = out, *z1 = out + os, *z2 = out + 2 * os, *z3 = out + 3 * os, *z4 = out + 4 * os,
-      *z5 = out + 5 * os;
-    WINO_IVDEP
-    for (long c = 0; c < n; c++) {
-        const T s02 = d0[c] + d2[c], s13 = d1[c] + d3[c];
-        const T e02 = d0[c] + (T)4 * d2[c], e13 = (T)2 * d1[c] + (T)8 * d3[c];
-        z0[c] = d0[c];
-        z1[c] = s02 + s13;
-        z2[c] = s02 - s13;
-        z3[c] = e02 + e13;
-        z4[c] = e02 - e13;
-        z5[c] = d3[c];
-    }
+    for (int k = 0; k < count; k++)
+        p[k] = base + k * stride;
 }
 
 /* G (4x3) of F(2,3): 3 elements in, alpha out (filters) */
@@ -281,7 +223,7 @@ static inline void FN(wino_patch_rows)(const T **rows, const T *plane, const T *
     for (int k = 0; k < A; k++) {
         const long row = y0 + oy + k;
         /* rows[k][col - lo] is input (row, ox + col) for col in [lo, hi): inside the plane */
-        rows[k] = (row >= 0 && row < H) ? plane + row * W + (ox + lo) : zeros;
+        rows[k] = (row >= 0 && row < H && lo < hi) ? plane + row * W + (ox + lo) : zeros;
     }
     *c0 = lo;
     *c1 = hi;
@@ -298,7 +240,7 @@ FN(wino_input_rows_body)(const T *restrict base, long img_stride, long H, long W
     const long Wp = tw * m + 2;
     T *t1 = scr;                          /* [i][col]: B^T applied down the patch columns */
     T *zeros = scr + (long)A * Wp;        /* a zero row as long as any valid column range */
-    const T *rows[6];
+    const T *rows[6], *cols[6];
     for (long c = 0; c < Wp; c++)
         zeros[c] = 0;
     for (long r = r0; r < r1; r++) {
@@ -312,15 +254,16 @@ FN(wino_input_rows_body)(const T *restrict base, long img_stride, long H, long W
                 t1[i * Wp + c] = 0;
         }
         if (m == 2)                       /* t1[i][col] = sum_k BT[i][k] d[k][col] */
-            FN(wino_bt2_rows)(rows, t1 + c0, Wp, c1 - c0);
+            FN(wino_bt2)(rows, 1, t1 + c0, Wp, c1 - c0);
         else
-            FN(wino_bt4_rows)(rows, t1 + c0, Wp, c1 - c0);
+            FN(wino_bt4)(rows, 1, t1 + c0, Wp, c1 - c0);
         T *vr = v + (r - r0) * tw;
         for (int i = 0; i < A; i++) {     /* V[i][j] = sum_l BT[j][l] t1[i][t*m + l] */
+            FN(wino_ptrs)(cols, t1 + i * Wp, 1, A);
             if (m == 2)
-                FN(wino_bt2)(t1 + i * Wp, 1, 2, vr + (long)i * A * vs, vs, tw);
+                FN(wino_bt2)(cols, 2, vr + (long)i * A * vs, vs, tw);
             else
-                FN(wino_bt4)(t1 + i * Wp, 1, 4, vr + (long)i * A * vs, vs, tw);
+                FN(wino_bt4)(cols, 4, vr + (long)i * A * vs, vs, tw);
         }
     }
 }
@@ -337,29 +280,32 @@ FN(wino_output_rows_body)(const T *restrict mm, long ms, const int m, long th, l
     const long n = (r1 - r0) * tw;
     const long full = WO / m < tw ? WO / m : tw;   /* tiles whose m columns are all < WO */
     T *t1 = scr;                          /* [a][j][.]: A^T applied down the tile columns */
-    for (int j = 0; j < A; j++) {
+    const T *el[6];
+    for (int j = 0; j < A; j++) {         /* t1[a][j] = sum_i AT[a][i] M[i][j] */
+        FN(wino_ptrs)(el, mm + j * ms, A * ms, A);
         if (m == 2)
-            FN(wino_at2)(mm + j * ms, A * ms, 1, t1 + j * n, A * n, 1, n, 0);
+            FN(wino_at2)(el, 1, t1 + j * n, A * n, 1, n, 0);
         else
-            FN(wino_at4)(mm + j * ms, A * ms, 1, t1 + j * n, A * n, 1, n, 0);
+            FN(wino_at4)(el, 1, t1 + j * n, A * n, 1, n, 0);
     }
     for (long r = r0; r < r1; r++) {
         T *plane = base + (r / th) * img_stride;
         const long y0 = (r % th) * m;
-        for (int a = 0; a < m && y0 + a < HO; a++) {   /* the bottom tile row may be partial */
-            const T *src = t1 + (long)a * A * n + (r - r0) * tw;
+        for (int a = 0; a < m && y0 + a < HO; a++) {   /* the last tile row may be partial */
             T *dst = plane + (y0 + a) * WO;
             /* Y[a][b] = sum_j AT[b][j] t1[a][j], stored at columns t*m + b < WO */
+            FN(wino_ptrs)(el, t1 + (long)a * A * n + (r - r0) * tw, n, A);
             if (m == 2)
-                FN(wino_at2)(src, n, 1, dst, 1, 2, full, bias);
+                FN(wino_at2)(el, 1, dst, 1, 2, full, bias);
             else
-                FN(wino_at4)(src, n, 1, dst, 1, 4, full, bias);
+                FN(wino_at4)(el, 1, dst, 1, 4, full, bias);
             if (full < tw) {              /* the partial tile at the right edge */
                 T y[4];
+                FN(wino_ptrs)(el, t1 + (long)a * A * n + (r - r0) * tw + full, n, A);
                 if (m == 2)
-                    FN(wino_at2)(src + full, n, 1, y, 1, 2, 1, bias);
+                    FN(wino_at2)(el, 1, y, 1, 2, 1, bias);
                 else
-                    FN(wino_at4)(src + full, n, 1, y, 1, 4, 1, bias);
+                    FN(wino_at4)(el, 1, y, 1, 4, 1, bias);
                 for (long b = 0; full * m + b < WO && b < m; b++)
                     dst[full * m + b] = y[b];
             }
@@ -380,7 +326,7 @@ FN(wino_grad_rows_body)(const T *restrict base, long img_stride, long HO, long W
     const long c1 = WO < Wq ? WO : Wq;    /* the valid ones: [0, c1) */
     T *t1 = scr;                          /* [i][col]: A applied down the tile columns */
     T *zeros = scr + (long)A * Wq;
-    const T *rows[4];
+    const T *rows[4], *cols[4];
     for (long c = 0; c < Wq; c++)
         zeros[c] = 0;
     for (long r = r0; r < r1; r++) {
@@ -391,16 +337,17 @@ FN(wino_grad_rows_body)(const T *restrict base, long img_stride, long HO, long W
         for (int i = 0; i < A; i++)
             for (long c = c1; c < Wq; c++)
                 t1[i * Wq + c] = 0;
-        if (m == 2)
-            FN(wino_a2_rows)(rows, t1, Wq, c1);
+        if (m == 2)                       /* t1[i][col] = sum_a A[i][a] dY[a][col] */
+            FN(wino_a2)(rows, 1, t1, Wq, c1);
         else
-            FN(wino_a4_rows)(rows, t1, Wq, c1);
+            FN(wino_a4)(rows, 1, t1, Wq, c1);
         T *zr = z + (r - r0) * tw;
         for (int i = 0; i < A; i++) {     /* Z[i][j] = sum_b A[j][b] t1[i][t*m + b] */
+            FN(wino_ptrs)(cols, t1 + i * Wq, 1, m);
             if (m == 2)
-                FN(wino_a2)(t1 + i * Wq, 1, 2, zr + (long)i * A * zs, zs, tw);
+                FN(wino_a2)(cols, 2, zr + (long)i * A * zs, zs, tw);
             else
-                FN(wino_a4)(t1 + i * Wq, 1, 4, zr + (long)i * A * zs, zs, tw);
+                FN(wino_a4)(cols, 4, zr + (long)i * A * zs, zs, tw);
         }
     }
 }
@@ -441,11 +388,12 @@ static void FN(wino_grad_rows)(const T *restrict base, long img_stride, long HO,
         FN(wino_grad_rows_body)(base, img_stride, HO, WO, 4, th, r0, r1, tw, z, zs, scr);
 }
 
-/* ---- filters ---- */
+/* ---- filters (once per call: no constant-m copies) ---- */
 
 /* U[xi*us + c] = (G g G^T)[xi] for the C 3x3 kernels g = w[c] of one filter, w (C, 3, 3).
    scr: (9 + 3*alpha) * C values. */
-static inline __attribute__((always_inline)) void FN(wino_filter_body)(const T *restrict w, long C, int m, T *restrict u, long us,
+MINIDL_CLONES
+static void FN(wino_filter)(const T *restrict w, long C, int m, T *restrict u, long us,
                             T *restrict scr)
 {
     const int A = m + 2;
@@ -454,13 +402,13 @@ static inline __attribute__((always_inline)) void FN(wino_filter_body)(const T *
     for (long c = 0; c < C; c++)
         for (int k = 0; k < 9; k++)
             g[k * C + c] = w[c * 9 + k];
-    for (int j = 0; j < 3; j++) {
+    for (int j = 0; j < 3; j++) {         /* t1[a][j] = sum_i G[a][i] g[i][j] */
         if (m == 2)
             FN(wino_g2)(g + j * C, 3 * C, t1 + j * C, 3 * C, C);
         else
             FN(wino_g4)(g + j * C, 3 * C, t1 + j * C, 3 * C, C);
     }
-    for (int a = 0; a < A; a++) {
+    for (int a = 0; a < A; a++) {         /* U[a][b] = sum_j G[b][j] t1[a][j] */
         if (m == 2)
             FN(wino_g2)(t1 + (long)a * 3 * C, C, u + (long)a * A * us, us, C);
         else
@@ -468,33 +416,22 @@ static inline __attribute__((always_inline)) void FN(wino_filter_body)(const T *
     }
 }
 
-MINIDL_CLONES
-static void FN(wino_filter)(const T *restrict w, long C, int m, T *restrict u, long us,
-                            T *restrict scr)
-{
-    /* m as a constant: the loops over the tile elements unroll and the gathers' strides
-       are known */
-    if (m == 2)
-        FN(wino_filter_body)(w, C, 2, u, us, scr);
-    else
-        FN(wino_filter_body)(w, C, 4, u, us, scr);
-}
-
 /* dw[c] (3x3) = G^T S[., c] G for the C kernels of one filter, S[xi*ss + c] the tile-summed
    products; dw (C, 3, 3) is overwritten. scr: (9 + 3*alpha) * C values. */
-static inline __attribute__((always_inline)) void FN(wino_filter_grad_body)(const T *restrict s, long ss, long C, int m, T *restrict dw,
+MINIDL_CLONES
+static void FN(wino_filter_grad)(const T *restrict s, long ss, long C, int m, T *restrict dw,
                                  T *restrict scr)
 {
     const int A = m + 2;
     T *t1 = scr;                          /* [p][j][c] */
     T *g = scr + 3L * A * C;              /* [p][q][c] */
-    for (int j = 0; j < A; j++) {
+    for (int j = 0; j < A; j++) {         /* t1[p][j] = sum_i G[i][p] S[i][j] */
         if (m == 2)
             FN(wino_gt2)(s + j * ss, A * ss, t1 + j * C, A * C, C);
         else
             FN(wino_gt4)(s + j * ss, A * ss, t1 + j * C, A * C, C);
     }
-    for (int p = 0; p < 3; p++) {
+    for (int p = 0; p < 3; p++) {         /* dw[p][q] = sum_j G[j][q] t1[p][j] */
         if (m == 2)
             FN(wino_gt2)(t1 + (long)p * A * C, C, g + p * 3 * C, C, C);
         else
@@ -504,16 +441,3 @@ static inline __attribute__((always_inline)) void FN(wino_filter_grad_body)(cons
         for (int k = 0; k < 9; k++)
             dw[c * 9 + k] = g[k * C + c];
 }
-
-MINIDL_CLONES
-static void FN(wino_filter_grad)(const T *restrict s, long ss, long C, int m, T *restrict dw,
-                                 T *restrict scr)
-{
-    /* m as a constant: the loops over the tile elements unroll and the gathers' strides
-       are known */
-    if (m == 2)
-        FN(wino_filter_grad_body)(s, ss, C, 2, dw, scr);
-    else
-        FN(wino_filter_grad_body)(s, ss, C, 4, dw, scr);
-}
-

@@ -1,45 +1,64 @@
 """Winograd convolution for 3x3 kernels, stride 1, dilation 1, one group: F(2x2,3x3) and
 F(4x4,3x3) (Lavin & Gray 2016), forward, data gradient and filter gradient, float32 and
-float64. The kernels are in ``_winograd.pyx`` (transforms in C, ``_winograd_impl.h``).
+float64. The kernels are in ``_winograd.pyx`` (transforms in C: ``_winograd_impl.h``).
 
 Symbols: N images, C input channels, F filters, an H x W input, pads ph, pw (any >= 0 whose
-output is at least 1x1), an HO x WO output (HO = H + 2*ph - 2), tiles of m x m outputs
-(m = 2 or 4), alpha = m + 2.
+output is at least 1x1, padding beyond the input included), an HO x WO output
+(HO = H + 2*ph - 2, WO = W + 2*pw - 2), tiles of m x m outputs (m = 2 or 4), alpha = m + 2.
 
-* ``winograd_forward(x, w, b, m, ph, pw)`` -> out (N, F, HO, WO)
+* ``winograd_forward(x, w, b, m, ph, pw)`` -> out (N, F, HO, WO);
 * ``winograd_backward_data(dout, w, x_shape, m, ph, pw)`` -> dx (N, C, H, W): the 3x3
   stride-1 convolution of dout with the flipped, in/out-transposed weights, its output
   (0, 0) reading dout at (ph - 2, pw - 2) (dout padded by 2 - ph, or cropped when ph > 2),
-  run by the same machinery as the forward pass;
+  run by the forward machinery;
 * ``winograd_backward_filter(x, dout, m, ph, pw, with_db=False)`` -> dw (F, C, 3, 3)
   (and db (F,)): G^T [sum over tiles (A dY A^T) (.) (B^T d B)] G;
-* ``winograd_available()``, ``winograd_workspace_bytes(...)``.
+* ``winograd_available()``; ``winograd_workspace_bytes(kind, x_shape, f, m, ph, pw, dtype)``.
 
-Design (measured on a 2-core AVX-512 machine; see the report in the commit history):
+Each checks its arguments first (ValueError naming the function, argument and shapes;
+TypeError for a dtype that is not float32/float64 or a dtype mix, as the other kernels).
 
-* the tile-wise products are alpha^2 GEMMs U[xi] (F, C) @ V[xi] (C, B) over a block of B
-  tiles (whole tile rows), through the BLAS called single-threaded from inside the OpenMP
-  loop. A block's V and M are sized to stay in a core's cache (BLOCK_BYTES);
-* many tile rows: the blocks are spread over the threads ("blocks"); few tile rows (under
-  MIN_BLOCKS_PER_THREAD blocks per thread, e.g. 14x14 planes at N=8): one larger block at a
-  time with each phase parallel, the GEMMs over the alpha^2 tile elements ("phases"). Without
-  scipy's BLAS the phases run their GEMMs as one NumPy matmul (multi-threaded BLAS).
+Design, as measured on a shared 2-core AMD Zen 5 (AVX-512) machine:
 
-Accuracy (float32 against float64 direct convolution, N(0, 1) inputs and weights, C = F = 64,
-16x16 planes, pad 1; max |error| / max |reference|), measured:
+* Tiles are processed in blocks of whole tile rows (about BLOCK_TILES tiles). A block's
+  tile-wise products are alpha^2 GEMMs U[xi] (F, C) @ V[xi] (C, B). In float32 on AVX-512
+  they run a register-blocked kernel (12 x 32 blocks, masked edges): 166-226 GFLOP/s on one
+  core for these shapes, against 85-110 for the BLAS NumPy and SciPy ship, whose OpenBLAS
+  runs its AVX2 (Haswell) kernels on this CPU; float64, and CPUs without AVX-512, use the
+  BLAS called single-threaded from the OpenMP threads. (One multi-threaded NumPy matmul over
+  the alpha^2 matrices measured no faster than one BLAS call per tile element on the
+  OpenMP threads, and it leaves the transforms serial; it remains the fallback without
+  scipy's BLAS.)
+* Many blocks: the blocks are spread over the threads, each transforming, multiplying and
+  transforming back its own block in its cache ("blocks"). Fewer than MIN_BLOCKS_PER_THREAD
+  blocks per thread (e.g. 14x14 planes at N=8, or N=1): one block at a time with each phase
+  parallel, the GEMMs over the alpha^2 tile elements ("phases").
+* The transforms run the first 1-D transform along contiguous plane rows and the second
+  over the tiles of a tile row; the tile elements of V, M and Z are padded apart so that
+  their alpha^2 streams do not share cache sets (a 6x difference at 4 KB multiples).
+* The filter gradient sums the products of fixed block ranges into per-slot S, added in a
+  fixed order: the same result for every schedule at a given thread count.
 
-========================  ==========  ==========  ==========
-                          forward     dx          dw
-========================  ==========  ==========  ==========
-F(2x2,3x3)                ~4e-7       ~4e-7       ~5e-7
-F(4x4,3x3)                ~5e-6       ~5e-6       ~1e-5
-im2col + GEMM (float32)   ~2e-7       ~2e-7       ~3e-7
-========================  ==========  ==========  ==========
+Accuracy: float32 Winograd against float64 convolution, N(0, 1) inputs, weights and output
+gradients, pad 1, max |error| / max |reference|, the worst of three seeds:
 
-(the figures are filled from tests/test_winograd.py's measurement and checked there with
-bounds of 1e-5 for F(2x2) and 1e-4 for F(4x4)). The error of F(4x4) comes from the
-transforms' coefficients up to 8 and 5 (points +-2) and grows roughly with sqrt(C).
-float64 Winograd is accurate to ~1e-14 and is used only when asked for.
+===================================  =========  =========  =========
+                                     forward    dx         dw
+===================================  =========  =========  =========
+C = F = 64, 16x16, N=4: F(2x2,3x3)   3.9e-7     3.6e-7     4.3e-7
+C = F = 64, 16x16, N=4: F(4x4,3x3)   7.0e-6     7.0e-6     6.0e-6
+C = F = 64, 16x16: im2col + GEMM     6.2e-7     2.4e-7     4.4e-7
+C = F = 256, 16x16, N=2: F(2x2)      7.0e-7     7.3e-7     6.4e-7
+C = F = 256, 16x16, N=2: F(4x4)      1.2e-5     1.5e-5     4.7e-6
+C = F = 64, 56x56, N=2: F(4x4)       7.0e-6     8.3e-6     3.6e-6
+===================================  =========  =========  =========
+
+F(2x2) is as accurate as im2col. F(4x4)'s larger error comes from its transforms'
+coefficients (up to 5 in B^T and 8 in A^T, at the points +-2) and grows about as sqrt(C);
+tests/test_winograd.py asserts 5e-6 (F(2x2)) and 5e-5 (F(4x4)) at C = 64, within the
+issue's 1e-4. (Other points, e.g. 0, +-1, 1/2, -2, measured about 2x more accurate in a NumPy
+model but need denser transforms; not used.) float64 Winograd is accurate to ~2e-14 and
+runs only when asked for.
 """
 import numpy as np
 
@@ -54,13 +73,14 @@ except ImportError:  # pragma: no cover - no compiler: minidl._kernels says so o
 # Tiles per block (whole tile rows, at least one): a block's tile-wise products are alpha^2
 # GEMMs with this many columns, and its transformed input and products (alpha^2 * (C + F)
 # values per tile) should stay in a core's caches. Wider blocks make better GEMMs, narrower
-# ones stay in L2; see the measurements in the module docstring.
+# ones stay in L2: 32-128 tiles measured best on the three layers of the issue.
 BLOCK_TILES = 64
-# The most bytes a block's V and M (or Z) may take, whatever BLOCK_TILES asks.
+# The most bytes a block's V and M (or Z) may take, whatever BLOCK_TILES asks (and at most
+# minidl._kernels.get_workspace_limit()).
 BLOCK_MAX_BYTES = 4 * 2**20
 # Below this many blocks per thread the "phases" schedule runs instead: one block at a time,
 # each phase parallel (the GEMMs over the alpha^2 tile elements), blocks of up to
-# PHASE_TILES tiles (also within BLOCK_MAX_BYTES... and the workspace limit).
+# PHASE_TILES tiles (and BLOCK_MAX_BYTES).
 MIN_BLOCKS_PER_THREAD = 2
 PHASE_TILES = 256
 # The phases' transforms take runs of about PHASE_RUN_TILES tiles per call; the parallel
@@ -96,7 +116,7 @@ def _int_arg(fn, name, value, low):
 
 
 def _common_args(fn, m, ph, pw):
-    if isinstance(m, bool) or m not in (2, 4):
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m not in (2, 4):
         raise ValueError(f"{fn}: m must be 2 (F(2x2,3x3)) or 4 (F(4x4,3x3)), got {m!r}")
     if not winograd_available():
         raise RuntimeError(f"{fn}: the compiled Winograd kernels are not available (not "
@@ -188,41 +208,46 @@ class _Schedule:
         of the phases schedule: contiguous matrices, tile elements xi_stride apart."""
         cols = (r1 - r0) * self.tw
         xs = self.vxs if name == "wino_v" else self.mxs
-        flat = self.space(name, dtype).reshape(-1)
-        return flat[:(self.m + 2) ** 2 * xs].reshape(-1, xs)[:, :rows * cols].reshape(-1, rows, cols)
+        flat = self.space(name, dtype).reshape(-1)[:(self.m + 2) ** 2 * xs]
+        return flat.reshape(-1, xs)[:, :rows * cols].reshape(-1, rows, cols)
 
 
-def _schedule_for(kind, n, c, f, ho, wo, m, itemsize, block_rows):
+def _schedule_for(fn, kind, n, c, f, ho, wo, m, itemsize, block_rows):
     if block_rows is not None:
-        block_rows = _int_arg(f"winograd_{kind}", "block_rows", block_rows, 0)
+        block_rows = _int_arg(fn, "block_rows", block_rows, 0)
         if block_rows and not _blas_ready():
-            raise RuntimeError(f"winograd_{kind}: block_rows > 0 needs scipy's BLAS")
+            raise RuntimeError(f"{fn}: block_rows > 0 needs scipy's BLAS")
     return _Schedule(kind, n, c, f, ho, wo, m, itemsize, block_rows)
 
 
 def winograd_workspace_bytes(kind, x_shape, f, m, ph, pw, dtype=np.float32):
-    """Bytes of scratch one call takes (kept between calls in minidl._kernels.workspace).
+    """Bytes of scratch one call of a pass takes at the current thread count (kept between
+    calls in minidl._kernels.workspace, per Python thread).
 
-    kind: "forward" (x_shape (N, C, H, W), f filters), "data" (the data gradient of that
-    forward) or "filter" (the filter gradient). The filter gradient adds a (F, C, 3, 3)
-    result; every pass returns a fresh output array on top of this.
+    kind: "forward" (x_shape (N, C, H, W), f filters, pads ph, pw), "data" (the data
+    gradient of that forward) or "filter" (its filter gradient). Every pass returns a fresh
+    output array on top of this.
     """
-    n, c, h, w = (int(s) for s in x_shape)
-    ho, wo = _out_size("winograd_workspace_bytes", h, w, ph, pw)
+    fn = "winograd_workspace_bytes"
+    if kind not in ("forward", "data", "filter"):
+        raise ValueError(f"{fn}: kind must be 'forward', 'data' or 'filter', got {kind!r}")
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m not in (2, 4):
+        raise ValueError(f"{fn}: m must be 2 or 4, got {m!r}")
+    x_shape = tuple(x_shape)
+    if len(x_shape) != 4:
+        raise ValueError(f"{fn}: x_shape must be (N, C, H, W), got {x_shape}")
+    n, c, h, w = (_int_arg(fn, "x_shape", s, 0) for s in x_shape)
+    f = _int_arg(fn, "f", f, 0)
+    ho, wo = _out_size(fn, h, w, _int_arg(fn, "ph", ph, 0), _int_arg(fn, "pw", pw, 0))
     itemsize = np.dtype(dtype).itemsize
-    if kind == "forward":
-        return _Schedule("forward", n, c, f, ho, wo, m, itemsize).nbytes(itemsize)
-    if kind == "data":
-        return _Schedule("data", n, f, c, h, w, m, itemsize).nbytes(itemsize)
-    if kind == "filter":
-        return _Schedule("filter", n, c, f, ho, wo, m, itemsize).nbytes(itemsize)
-    raise ValueError(f"winograd_workspace_bytes: kind must be 'forward', 'data' or 'filter', "
-                     f"got {kind!r}")
+    if kind == "data":  # the convolution of dout (N, F, HO, WO) into dx (N, C, H, W)
+        return _Schedule(kind, n, f, c, h, w, int(m), itemsize).nbytes(itemsize)
+    return _Schedule(kind, n, c, f, ho, wo, int(m), itemsize).nbytes(itemsize)
 
 
 # --------------------------------------------------------------------------- passes
 
-def _convolve(kind, x, wt, b, out_shape, m, oy, ox, block_rows):
+def _convolve(fn, kind, x, wt, b, out_shape, m, oy, ox, block_rows):
     """out (N, F, HO, WO) = x (N, C, H, W) convolved with wt (F, C, 3, 3) (+ b), output
     (0, 0) reading input (oy, ox): the machinery of the forward and data-gradient passes."""
     n, c = x.shape[:2]
@@ -233,7 +258,7 @@ def _convolve(kind, x, wt, b, out_shape, m, oy, ox, block_rows):
     if x.size == 0 or wt.size == 0:  # no input channels or an empty plane: only the bias
         out[...] = 0 if b is None else b.reshape(1, -1, 1, 1)
         return out
-    s = _schedule_for(kind, n, c, f, ho, wo, m, x.itemsize, block_rows)
+    s = _schedule_for(fn, kind, n, c, f, ho, wo, m, x.itemsize, block_rows)
     u = s.space("wino_u", x.dtype)
     scratch = s.space("wino_scratch", x.dtype)
     _winograd.filter_transform(wt, u, scratch, m)
@@ -284,7 +309,7 @@ def winograd_forward(x, w, b, m, ph, pw, *, block_rows=None):
             raise ValueError(f"{fn}: b {b.shape} must have one value per filter of w {w.shape}")
     n, _, h, wd = x.shape
     ho, wo = _out_size(fn, h, wd, ph, pw)
-    return _convolve("forward", x, w, b, (n, w.shape[0], ho, wo), m, -ph, -pw, block_rows)
+    return _convolve(fn, "forward", x, w, b, (n, w.shape[0], ho, wo), m, -ph, -pw, block_rows)
 
 
 def winograd_backward_data(dout, w, x_shape, m, ph, pw, *, block_rows=None):
@@ -312,7 +337,7 @@ def winograd_backward_data(dout, w, x_shape, m, ph, pw, *, block_rows=None):
         raise ValueError(f"{fn}: dout {dout.shape} must be {(n, w.shape[0], ho, wo)} for x "
                          f"{x_shape}, w {w.shape} and pad ({ph}, {pw})")
     wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-    return _convolve("data", dout, wt, None, x_shape, m, ph - 2, pw - 2, block_rows)
+    return _convolve(fn, "data", dout, wt, None, x_shape, m, ph - 2, pw - 2, block_rows)
 
 
 def winograd_backward_filter(x, dout, m, ph, pw, with_db=False, *, block_rows=None):
@@ -336,14 +361,16 @@ def winograd_backward_filter(x, dout, m, ph, pw, with_db=False, *, block_rows=No
     dw = np.zeros((f, c, 3, 3), dtype=x.dtype)
     db = dout.sum(axis=(0, 2, 3)) if with_db else None
     if dw.size and x.size and dout.size:
-        _filter_gradient(x, dout, dw, m, -ph, -pw, block_rows)
+        _filter_gradient(fn, x, dout, dw, m, -ph, -pw, block_rows)
     return (dw, db) if with_db else dw
 
 
-def _filter_gradient(x, dout, dw, m, oy, ox, block_rows):
+def _filter_gradient(fn, x, dout, dw, m, oy, ox, block_rows):
+    """dw (F, C, 3, 3) = G^T S G, S the products of the transformed x and dout tiles summed
+    over every block (in a fixed order)."""
     n, c = x.shape[:2]
     f, ho, wo = dout.shape[1:]
-    s = _schedule_for("filter", n, c, f, ho, wo, m, x.itemsize, block_rows)
+    s = _schedule_for(fn, "filter", n, c, f, ho, wo, m, x.itemsize, block_rows)
     scratch = s.space("wino_scratch", x.dtype)
     parts = s.space("wino_s", x.dtype)
     parts.fill(0)
