@@ -41,9 +41,9 @@ def _parallel_two_threads():
 @pytest.fixture
 def simd_products():
     """Set whether the float32 products use the AVX-512 kernel; restored afterwards."""
-    old = wino._winograd.set_simd_products(True)
-    yield wino._winograd.set_simd_products
-    wino._winograd.set_simd_products(old)
+    old = wino.set_simd_products(True)
+    yield wino.set_simd_products
+    wino.set_simd_products(old)
 
 
 @st.composite
@@ -98,7 +98,7 @@ def test_float64_matches_naive_conv_on_every_geometry_and_schedule(geometry, m, 
        simd=st.booleans(), seed=st.integers(0, 2**16))
 def test_float32_matches_naive_conv_through_the_simd_and_blas_products(
         simd_products, geometry, m, block_rows, simd, seed):
-    simd_products(simd)
+    simd_products(simd)  # without AVX-512 both run the BLAS
     (x, w, b, dout), ref = _naive(geometry, seed)
     args = [a.astype(np.float32) for a in (x, w, b, dout)]
     got = _winograd_all(*args, m, geometry[5], geometry[6], block_rows)
@@ -162,6 +162,19 @@ def test_float32_error_stays_within_the_documented_bound(m):
 
 
 # -------------------------------------------------------------------- behaviour
+
+def test_products_kernel_is_chosen_by_whether_the_blas_runs_avx512_itself(simd_products):
+    class Blas:
+        internal_api = "openblas"
+        architecture = "Haswell"
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(wino, "_images_blas", lambda: Blas)
+        simd_products(None)
+        assert wino._products_kernel() == wino._winograd.simd_products_available()
+        simd_products(None)
+        Blas.architecture = "SkylakeX"
+        assert wino._products_kernel() is False
 
 def test_filter_gradient_is_the_same_on_every_call_however_the_threads_are_scheduled():
     rng = np.random.default_rng(1)

@@ -34,16 +34,15 @@ static inline void wino_tile_range(long off, long m, long size, long n, long *lo
 }
 
 /* ---- the tile-wise products in float32 on AVX-512: C (F, B) (+)= A (F, K) @ Bm (K, B) ----
-   OpenBLAS's runtime dispatch runs its AVX2 (Haswell) kernels on CPUs it does not know,
-   such as AMD Zen 5, which leaves half of a 512-bit FMA unit idle; these products are
-   small (B = a block of tiles, K = C) and were measured at 1.6-2x the BLAS's rate there.
-   Register blocks of 12 rows x 32 columns (24 accumulators), the last rows and columns
-   through masked loads and stores (masked-off lanes are neither read nor written), so any
-   F, B >= 1 and K >= 0 stay inside the three matrices. Compiled only for x86-64 GCC/clang;
+   For a BLAS that runs no AVX-512 code on an AVX-512 CPU: OpenBLAS held to its Haswell
+   kernels measured 1.5-2.5x slower than this on these small products, its own AVX-512
+   kernels as fast or faster (minidl._kernels.winograd picks by the BLAS). Register blocks
+   of 12 rows x 32 columns (24 accumulators), the last rows and columns through masked
+   loads and stores (masked-off lanes are neither read nor written), so any F, B >= 1 and
+   K >= 0 stay inside the three matrices. Compiled only for x86-64 GCC/clang;
    wino_simd_products() says at run time whether the CPU can run it. */
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(MINIDL_NO_CLONES)
 #include <immintrin.h>
-#define WINO_HAVE_SIMD_PRODUCTS 1
 
 static int wino_simd_products(void)
 {
@@ -113,7 +112,6 @@ static void wino_sgemm(long F, long B, long K, const float *a, long lda, const f
 }
 #undef WINO_SGEMM_ROWS
 #else
-#define WINO_HAVE_SIMD_PRODUCTS 0
 static int wino_simd_products(void) { return 0; }
 static void wino_sgemm(long F, long B, long K, const float *a, long lda, const float *b,
                        long ldb, float *c, long ldc, int accumulate)

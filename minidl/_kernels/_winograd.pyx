@@ -80,8 +80,8 @@ cdef extern from "_winograd.h" nogil:
     void wino_filter_grad_d(const double *s, long ss, long C, int m, double *dw, double *scr)
 
 
-# 1: the float32 tile-wise products run the AVX-512 kernel of _winograd.h (set at import when
-# the CPU has it); 0: the BLAS (set_simd_products).
+# 1: the float32 tile-wise products run the AVX-512 kernel of _winograd.h; 0: the BLAS.
+# minidl._kernels.winograd decides (set_simd_products); the BLAS until it does.
 cdef int _simd_products = 0
 
 
@@ -91,15 +91,13 @@ def simd_products_available():
 
 
 def set_simd_products(bint flag):
-    """Use (True, the default where the CPU allows) or bypass the AVX-512 products kernel in
-    float32; returns the previous setting. float64 products always go to the BLAS."""
+    """Use (True, where the CPU allows) or bypass the AVX-512 products kernel in float32;
+    returns the previous setting. float64 products always go to the BLAS."""
     global _simd_products
     old = bool(_simd_products)
     _simd_products = 1 if (flag and wino_simd_products()) else 0
     return old
 
-
-_simd_products = 1 if wino_simd_products() else 0
 
 
 cdef struct Tiling:

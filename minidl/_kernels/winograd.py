@@ -21,14 +21,16 @@ TypeError for a dtype that is not float32/float64 or a dtype mix, as the other k
 Design, as measured on a shared 2-core AMD Zen 5 (AVX-512) machine:
 
 * Tiles are processed in blocks of whole tile rows (about BLOCK_TILES tiles). A block's
-  tile-wise products are alpha^2 GEMMs U[xi] (F, C) @ V[xi] (C, B). In float32 on AVX-512
-  they run a register-blocked kernel (12 x 32 blocks, masked edges): 166-226 GFLOP/s on one
-  core for these shapes, against 85-110 for the BLAS NumPy and SciPy ship, whose OpenBLAS
-  runs its AVX2 (Haswell) kernels on this CPU; float64, and CPUs without AVX-512, use the
-  BLAS called single-threaded from the OpenMP threads. (One multi-threaded NumPy matmul over
-  the alpha^2 matrices measured no faster than one BLAS call per tile element on the
-  OpenMP threads, and it leaves the transforms serial; it remains the fallback without
-  scipy's BLAS.)
+  tile-wise products are alpha^2 GEMMs U[xi] (F, C) @ V[xi] (C, B), through the BLAS called
+  single-threaded from the OpenMP threads. With OpenBLAS's own AVX-512 kernels they ran at
+  90-200 GFLOP/s on one core. In float32 on an AVX-512 CPU whose BLAS runs no AVX-512 code
+  (e.g. OpenBLAS held to its Haswell kernels by OPENBLAS_CORETYPE, as on the development
+  machine, where it ran them at 50-85 GFLOP/s) a register-blocked kernel of
+  ``_winograd.h`` (12 x 32 blocks, masked edges) takes over: 90-160 GFLOP/s there, and as
+  fast as OpenBLAS's AVX-512 kernels or up to 30% slower, hence the rule
+  (set_simd_products). One multi-threaded NumPy matmul over the alpha^2 matrices measured
+  no faster than one BLAS call per tile element on the OpenMP threads and leaves the
+  transforms serial; it remains the fallback without scipy's BLAS.
 * Many blocks: the blocks are spread over the threads, each transforming, multiplying and
   transforming back its own block in its cache ("blocks"). Fewer than MIN_BLOCKS_PER_THREAD
   blocks per thread (e.g. 14x14 planes at N=8, or N=1): one block at a time with each phase
@@ -72,12 +74,14 @@ except ImportError:  # pragma: no cover - no compiler: minidl._kernels says so o
 
 # Tiles per block (whole tile rows, at least one): a block's tile-wise products are alpha^2
 # GEMMs with this many columns, and its transformed input and products (alpha^2 * (C + F)
-# values per tile) should stay in a core's caches. Wider blocks make better GEMMs, narrower
-# ones stay in L2: 32-128 tiles measured best on the three layers of the issue.
+# values per tile) should stay in a core's caches. Measured (1 thread, AVX-512 OpenBLAS):
+# 64 tiles were the best or within 15% of it for 32 and 64 channels, but 256-channel layers
+# need wider GEMMs (OpenBLAS ran them at 88 GFLOP/s with 56 columns, 131 with 128: forward
+# 10.0 -> 7.5 ms on 256->256 14x14 N=8), hence at least max(C, F) / 2 tiles.
 BLOCK_TILES = 64
-# The most bytes a block's V and M (or Z) may take, whatever BLOCK_TILES asks (and at most
+# The most bytes a block's V and M (or Z) may take, whatever the above asks (and at most
 # minidl._kernels.get_workspace_limit()).
-BLOCK_MAX_BYTES = 4 * 2**20
+BLOCK_MAX_BYTES = 16 * 2**20
 # Below this many blocks per thread the "phases" schedule runs instead: one block at a time,
 # each phase parallel (the GEMMs over the alpha^2 tile elements), blocks of up to
 # PHASE_TILES tiles (and BLOCK_MAX_BYTES).
@@ -98,6 +102,11 @@ FILTER_SLOTS_BYTES = 16 * 2**20
 PHASE_GEMM = "openmp"
 
 
+# OpenBLAS core types whose SGEMM kernels use AVX-512 (threadpoolctl's "architecture").
+AVX512_OPENBLAS_CORES = ("skylakex", "cooperlake", "sapphirerapids")
+_simd_products = None  # None: not decided yet (see _products_kernel)
+
+
 def winograd_available():
     """True when the compiled Winograd kernels are built and usable now."""
     return _winograd is not None and direct_available()
@@ -105,6 +114,36 @@ def winograd_available():
 
 def _blas_ready():
     return bool(_images_blas())
+
+
+def set_simd_products(flag):
+    """Run the float32 tile-wise products on minidl's AVX-512 kernel (True, where the CPU has
+    AVX-512), on the BLAS (False), or decide as by default (None): the kernel only when the
+    BLAS does not run AVX-512 code itself. Returns the previous setting (None: undecided).
+
+    Measured on AMD Zen 5: OpenBLAS's own AVX-512 (SkylakeX) kernels were as fast as this
+    kernel or up to 30% faster on these products; OpenBLAS held to its AVX2 kernels
+    (OPENBLAS_CORETYPE=Haswell) was 1.5-2.5x slower than it.
+    """
+    global _simd_products
+    old, _simd_products = _simd_products, None if flag is None else bool(flag)
+    if _winograd is not None and flag is not None:
+        _winograd.set_simd_products(bool(flag))
+    return old
+
+
+def _products_kernel():
+    """Decide once whether the float32 products run the AVX-512 kernel (see
+    set_simd_products): when the CPU has AVX-512 and the BLAS found at run time is not an
+    OpenBLAS running AVX-512 kernels (any other BLAS, or none, counts as without)."""
+    global _simd_products
+    if _simd_products is None:
+        lib = _images_blas()
+        arch = str(getattr(lib, "architecture", "") or "").lower() if lib else ""
+        blas_avx512 = bool(lib) and lib.internal_api == "openblas" and arch in AVX512_OPENBLAS_CORES
+        _simd_products = _winograd.simd_products_available() and not blas_avx512
+        _winograd.set_simd_products(_simd_products)
+    return _simd_products
 
 
 # --------------------------------------------------------------------------- checks
@@ -121,6 +160,7 @@ def _common_args(fn, m, ph, pw):
     if not winograd_available():
         raise RuntimeError(f"{fn}: the compiled Winograd kernels are not available (not "
                            f"built, or use_compiled(False))")
+    _products_kernel()
     return int(m), _int_arg(fn, "ph", ph, 0), _int_arg(fn, "pw", pw, 0)
 
 
@@ -158,7 +198,8 @@ class _Schedule:
         row_bytes = A2 * (c + f) * self.tw * itemsize  # V and M (or Z) of one tile row
         max_rows = max(1, min(BLOCK_MAX_BYTES, get_workspace_limit()) // row_bytes)
         if block_rows is None:
-            per_block = max(1, min(max_rows, -(-BLOCK_TILES // self.tw)))
+            tiles = max(BLOCK_TILES, max(c, f) // 2)
+            per_block = max(1, min(max_rows, -(-tiles // self.tw)))
             blocks = -(-self.rows // per_block)
             if _blas_ready() and (threads == 1 or blocks >= MIN_BLOCKS_PER_THREAD * threads):
                 block_rows = per_block
