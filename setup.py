@@ -5,7 +5,7 @@ Three outcomes, decided here and reported by ``minidl.kernels_info()`` at run ti
 1. a compiler that understands OpenMP: kernels built with ``-fopenmp`` (parallel);
 2. a compiler without OpenMP (macOS clang, old MSVC): kernels built serially; the ``prange``
    loops compile to plain loops (Cython guards its pragmas with ``_OPENMP``) and
-   ``_kernels/_openmp_helpers.h`` answers "serial";
+   ``_kernels/_openmp_helpers.h`` answers "one thread" instead of calling OpenMP;
 3. no compiler or no Cython: no extension at all; minidl runs its NumPy im2col path and says so.
 
 Debugging switches (environment variables read at build time):

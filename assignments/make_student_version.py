@@ -11,11 +11,15 @@ In the notebooks of this folder every exercise cell holds a working solution bet
     raise NotImplementedError()
 
 at the block's indentation, clears every output and execution count, and writes the
-notebooks to the output folder. Only the standard library is needed.
+notebooks to the output folder, together with the helper modules beside them that they
+import (course_utils.py), so that the student notebooks run from there. Only the standard
+library is needed.
 """
 import argparse
 import json
 import pathlib
+import re
+import shutil
 import sys
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -64,6 +68,25 @@ def student_notebook(notebook):
     return nb, total
 
 
+_IMPORT = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.M)
+
+
+def local_imports(notebook, folder):
+    """The helper modules of ``folder`` (``NAME.py`` files) that the notebook's code cells
+    import, as paths (this script excluded)."""
+    found = []
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        for name in _IMPORT.findall(source):
+            path = folder / f"{name}.py"
+            if path.is_file() and path.resolve() != pathlib.Path(__file__).resolve() \
+                    and path not in found:
+                found.append(path)
+    return found
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,6 +99,7 @@ def main(argv=None):
     if not paths:
         parser.error(f"no notebooks given and none found in {HERE}")
     args.out.mkdir(parents=True, exist_ok=True)
+    copied = set()
     for path in paths:
         try:
             notebook = json.loads(path.read_text(encoding="utf-8"))
@@ -87,6 +111,12 @@ def main(argv=None):
         target.write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n",
                           encoding="utf-8")
         print(f"{target}: {count} solution block(s) blanked")
+        for helper in local_imports(notebook, path.resolve().parent):
+            copy = args.out / helper.name
+            if copy.resolve() != helper.resolve() and helper not in copied:
+                shutil.copyfile(helper, copy)
+                copied.add(helper)
+                print(f"{copy}: copied (imported by {path.name})")
     return 0
 
 

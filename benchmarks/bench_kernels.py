@@ -1,13 +1,16 @@
 """Kernel and model benchmarks: minidl fast vs its NumPy path, the naive layers and PyTorch.
 
-The code lives in minidl/bench.py (also ``minidl bench``); see its docstring and RESULTS.md.
-Run from the repository root, with NumPy's BLAS at its real speed:
+The same command as ``minidl bench`` (the timing is minidl/bench.py, the command line and the
+markdown/chart output minidl/cli/bench.py); see RESULTS.md. Run from the repository root,
+with NumPy's BLAS at its real speed:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_kernels.py
+
+It writes to runs/bench/; add --out benchmarks/results to re-record the committed results.
 """
 import sys
 
-from minidl.bench import main
+from minidl.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(["bench", *sys.argv[1:]]))

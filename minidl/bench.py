@@ -1,20 +1,20 @@
-"""``minidl bench``: time minidl's kernels against its NumPy path, the naive layers and PyTorch.
+"""Benchmarks of minidl's kernels against its NumPy path, the naive layers and PyTorch, as a
+library that returns data (``minidl bench`` prints it, writes the markdown table and the chart:
+minidl.cli.bench).
 
 Every row is one layer (or one whole training step) at float32, NCHW. For each thread count,
-the variants of a row run interleaved (warm-up, then ``--reps`` rounds of minidl / NumPy /
-naive / torch), and the median forward and backward times are reported with GFLOP/s
-(2 x multiply-adds / time), the ratio to PyTorch (minidl time / torch time: below 1 is
-faster) and the fraction of the float32 GEMM rate measured in the same run. Writes JSON, a
-markdown table and a PNG chart (when matplotlib is installed).
+the variants of a row run interleaved (warm-up, then ``reps`` rounds of minidl / NumPy /
+naive / torch), and run_benchmarks() records the median forward and backward times with
+GFLOP/s (2 x multiply-adds / time), the ratio to PyTorch (minidl time / torch time: below 1
+is faster) and the fraction of the float32 GEMM rate measured in the same run.
 
-    python -m minidl.bench --threads 1 2 --reps 7 --out benchmarks/results
-    python benchmarks/bench_kernels.py --quick            # fewer rows, for development
+    results = run_benchmarks(select_rows(quick=True), threads=[1], reps=3)
+    results["rows"][0]["ms"]["minidl"]["total"], results["summary"]
 
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow NumPy's BLAS where they are set: benchmark with both
-unset in that command only (env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...); the JSON records
-them and the BLAS kernel threadpoolctl reports.
+unset in that command only (env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...); the results
+record them and the BLAS kernel threadpoolctl reports.
 """
-import json
 import os
 import platform
 import statistics
@@ -26,7 +26,6 @@ import numpy as np
 
 import minidl
 from minidl import _kernels
-from minidl._cli_args import ArgumentParser, positive_int
 from minidl.layers import Conv, FastConv, FastMaxPool, MaxPool, SpatialBatchNorm
 
 
@@ -122,27 +121,32 @@ def _torch():
 def _with_numpy_path(fn):
     """Run fn with minidl's compiled kernels switched off (the NumPy im2col path)."""
     def wrapped(*a):
-        forced = _kernels._force_numpy
+        was_compiled = _kernels.use_compiled()
         _kernels.use_compiled(False)
         try:
             return fn(*a)
         finally:
-            _kernels.use_compiled(not forced)
+            _kernels.use_compiled(was_compiled)
     return wrapped
 
 
 # ---------------------------------------------------------------------------- rows
 
-def _conv_variants(row, torch, naive):
+def _conv_arrays(row):
+    """A conv row's float32 x, w, b, conv_param and the plan FastConv runs for them."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(row["x"], dtype=np.float32)
     w = (rng.standard_normal(row["w"], dtype=np.float32) * 0.1).astype(np.float32)
     b = np.zeros(row["w"][0], np.float32)
     param = {"stride": row["stride"], "pad": row["pad"], "groups": row["groups"], "floor_mode": True}
-    out, _ = FastConv.forward(x, w, b, param)
-    dout = rng.standard_normal(out.shape, dtype=np.float32)
-    n, f, ho, wo = out.shape
-    macs = n * f * (row["x"][1] // row["groups"]) * row["w"][2] * row["w"][3] * ho * wo
+    return x, w, b, param, _kernels.plan_conv("FastConv", x, w, b, param)
+
+
+def _conv_variants(row, torch, naive):
+    x, w, b, param, plan = _conv_arrays(row)
+    dout = np.random.default_rng(1).standard_normal(plan.out_shape, dtype=np.float32)
+    n, f, ho, wo = plan.out_shape
+    macs = plan.macs
 
     def layer_variant(layer):
         return (lambda: None, lambda s: layer.forward(x, w, b, param)[1],
@@ -228,20 +232,17 @@ def _minidl_resnet20_step(x, y):
     269,722 parameters), through its modules and layers as shipped."""
     from minidl.losses import softmax_loss
     from minidl.models.zoo import get_model
-    from minidl.optim import sgd_momentum
+    from minidl.nn import Optimizer
 
     model = get_model("resnet20", num_classes=10)
     model.train()
-    configs = {k: {"learning_rate": 0.05, "momentum": 0.9} for k in model.params}
+    optimizer = Optimizer(model, "sgd_momentum", {"learning_rate": 0.05, "momentum": 0.9})
 
     def step():
-        model.zero_grad()
+        optimizer.zero_grad()
         loss, dscores = softmax_loss(model.forward(x), y)
         model.backward(dscores)
-        params, grads, new = model.params, model.grads, {}
-        for k, w in params.items():
-            new[k], configs[k] = sgd_momentum(w, grads[k], configs[k])
-        model.params = new
+        optimizer.step()
         return loss
 
     return step
@@ -330,6 +331,21 @@ def _peak_step_memory(which, threads):
 
 # ---------------------------------------------------------------------------- driver
 
+def select_rows(quick=False, names=None):
+    """The rows to run: every row of ROWS, or (quick=True) the representative few; names: keep
+    only the rows whose names contain one of these substrings (case-insensitive). A name
+    that matches none of them is a ValueError that lists the rows there are."""
+    rows = [r for r in ROWS if r.get("quick")] if quick else list(ROWS)
+    if names:
+        unknown = [n for n in names if not any(n.lower() in r["name"].lower() for r in rows)]
+        if unknown:
+            listed = "; ".join(r["name"] for r in rows)
+            raise ValueError(f"select_rows: no {'quick ' if quick else ''}row matches "
+                             f"{', '.join(map(repr, unknown))}; the rows are: {listed}")
+        rows = [r for r in rows if any(n.lower() in r["name"].lower() for n in names)]
+    return rows
+
+
 def _machine():
     from threadpoolctl import threadpool_info
     cpu = platform.processor() or ""
@@ -353,12 +369,22 @@ def _machine():
     }
 
 
-def run(rows, threads, reps, memory=True, log=print):
+def run_benchmarks(rows, threads, reps, memory=True, on_gemm_rate=None, on_row=None):
+    """Time rows (entries of ROWS, see select_rows) at each thread count, reps timed rounds
+    each (median). memory: also measure the training step's peak memory (subprocesses).
+    on_gemm_rate(threads, gflops) and on_row(entry) are called as results come in.
+
+    Returns a dict: machine, threads, reps, gemm_gflops {threads: GFLOP/s}, rows (one entry
+    per row and thread count: row, kind, dense, threads, flop_fwd, flop_total, ms {variant:
+    {fwd, bwd, total}}, and where they apply gflops, gemm_fraction, ratio_to_torch, peak_mb,
+    algorithm (the convolution plan's))
+    and summary (see summarize)."""
     torch = _torch()
     results = {"machine": _machine(), "threads": threads, "reps": reps, "gemm_gflops": {}, "rows": []}
     for t in threads:
         results["gemm_gflops"][str(t)] = gemm_rate(t)
-        log(f"float32 GEMM rate, {t} thread(s): {results['gemm_gflops'][str(t)]:.1f} GFLOP/s")
+        if on_gemm_rate is not None:
+            on_gemm_rate(t, results["gemm_gflops"][str(t)])
     build = {"conv": _conv_variants, "maxpool": _maxpool_variants, "bn": _bn_variants,
              "step": _step_variants}
     for row in rows:
@@ -380,20 +406,17 @@ def run(rows, threads, reps, memory=True, log=print):
                 entry["gemm_fraction"] = entry["gflops"]["minidl"] / results["gemm_gflops"][str(t)]
             if "torch" in entry["ms"]:
                 entry["ratio_to_torch"] = tot / entry["ms"]["torch"]["total"]
+            if row["kind"] == "conv":  # the algorithm the timed minidl variant ran
+                entry["algorithm"] = _conv_arrays(row)[4].algorithm
             if row["kind"] == "step" and memory:
                 entry["peak_mb"] = {k: _peak_step_memory(k, t) for k in ("minidl", "torch")
                                     if k == "minidl" or torch is not None}
             results["rows"].append(entry)
-            log(_row_line(entry))
+            if on_row is not None:
+                on_row(entry)
     results["machine"]["loadavg_at_end"] = open("/proc/loadavg").read().split()[:3]
     results["summary"] = summarize(results)
     return results
-
-
-def _row_line(e):
-    ms = "  ".join(f"{k} {m['total']:.2f}" for k, m in e["ms"].items())
-    ratio = f"  ratio {e['ratio_to_torch']:.2f}" if "ratio_to_torch" in e else ""
-    return f"[{e['threads']}t] {e['row']}: {ms} ms{ratio}"
 
 
 def _geomean(xs):
@@ -414,115 +437,3 @@ def summarize(results):
         out["dense_speedup_2t"] = _geomean([one[e["row"]] / two[e["row"]] for e in results["rows"]
                                             if e["threads"] == 2 and e["dense"]])
     return out
-
-
-def markdown(results):
-    """The results as a markdown table (one line per row and thread count)."""
-    cols = ["minidl", "numpy", "naive", "torch"]
-    lines = ["| layer | thr | " + " | ".join(f"{c} fwd/bwd ms" for c in cols) +
-             " | minidl GFLOP/s | torch GFLOP/s | minidl/torch | of GEMM rate | peak MB (minidl/torch) |",
-             "|---|---|" + "---|" * (len(cols) + 5)]
-    for e in results["rows"]:
-        cells = []
-        for c in cols:
-            m = e["ms"].get(c)
-            if m is None:
-                cells.append("-")
-            elif e["kind"] == "step":  # one number: the whole step
-                cells.append(f"{m['total']:.0f} (step)")
-            else:
-                cells.append(f"{m['fwd']:.1f} / {m['bwd']:.1f}")
-        gf = e.get("gflops", {})
-        peak = e.get("peak_mb")
-        peak_s = (f"{peak.get('minidl') or float('nan'):.0f} / {peak.get('torch') or float('nan'):.0f}"
-                  if peak else "-")
-        lines.append(
-            f"| {e['row']} | {e['threads']} | " + " | ".join(cells) +
-            (f" | {gf['minidl']:.1f}" if gf else " | -") +
-            (f" | {gf['torch']:.1f}" if "torch" in gf else " | -") +
-            (f" | **{e['ratio_to_torch']:.2f}**" if "ratio_to_torch" in e else " | -") +
-            (f" | {e['gemm_fraction']:.0%}" if "gemm_fraction" in e else " | -") +
-            f" | {peak_s} |")
-    g = results["gemm_gflops"]
-    lines.append("")
-    lines.append("float32 GEMM rate (NumPy BLAS, 2048^3): " +
-                 ", ".join(f"{t} thread(s) {v:.1f} GFLOP/s" for t, v in g.items()))
-    s = results.get("summary", {})
-    for t in results["threads"]:
-        st = s.get(str(t), {})
-        if st.get("dense_geomean"):
-            lines.append(f"dense rows, {t} thread(s): geometric mean minidl/torch "
-                         f"{st['dense_geomean']:.2f}, worst {st['dense_max']:.2f}")
-    if s.get("dense_speedup_2t"):
-        lines.append(f"dense rows: 2 threads vs 1, geometric mean speedup {s['dense_speedup_2t']:.2f}x")
-    return "\n".join(lines) + "\n"
-
-
-def chart(results, path):
-    """Bar chart of minidl time / torch time per row and thread count (PNG)."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    names = list(dict.fromkeys(e["row"] for e in results["rows"] if "ratio_to_torch" in e))
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(names) + 1.5))
-    height = 0.8 / max(1, len(results["threads"]))
-    for i, t in enumerate(results["threads"]):
-        r = {e["row"]: e["ratio_to_torch"] for e in results["rows"]
-             if e["threads"] == t and "ratio_to_torch" in e}
-        ys = np.arange(len(names)) + i * height
-        ax.barh(ys, [r.get(n, 0) for n in names], height, label=f"{t} thread(s)")
-    ax.axvline(1.0, color="k", lw=1)
-    ax.set_yticks(np.arange(len(names)) + 0.4 - height / 2)
-    ax.set_yticklabels(names, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("minidl time / PyTorch time (forward + backward; < 1 is faster)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
-
-
-BENCH_EXAMPLES = """examples:
-  minidl bench --quick                   a few representative rows (a minute or two)
-  minidl bench --rows depthwise grouped  only the rows whose names contain these words
-  minidl bench --threads 1 2 --reps 7    the full table, as in benchmarks/RESULTS.md
-"""
-
-
-def main(argv=None):
-    """Entry point of ``minidl bench`` and ``benchmarks/bench_kernels.py``."""
-    ap = ArgumentParser(prog="minidl bench", description=__doc__.split("\n\n")[0],
-                        epilog=BENCH_EXAMPLES)
-    ap.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2],
-                    help="thread counts to time, each in turn (default: 1 2)")
-    ap.add_argument("--reps", type=positive_int, default=7,
-                    help="timed rounds per variant (median; default 7)")
-    ap.add_argument("--quick", action="store_true", help="a few representative rows only")
-    ap.add_argument("--rows", nargs="*", help="substrings of row names to run")
-    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    ap.add_argument("--out", default="benchmarks/results", help="directory for JSON, markdown, PNG")
-    args = ap.parse_args(argv)
-    rows = [r for r in ROWS if r.get("quick")] if args.quick else list(ROWS)
-    if args.rows:
-        rows = [r for r in rows if any(s.lower() in r["name"].lower() for s in args.rows)]
-    results = run(rows, args.threads, max(1, args.reps), memory=not args.no_memory)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "bench.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    md = markdown(results)
-    with open(os.path.join(args.out, "bench.md"), "w") as f:
-        f.write(md)
-    has_png = chart(results, os.path.join(args.out, "bench.png"))
-    print()
-    print(md)
-    print(f"wrote {args.out}/bench.json, bench.md" + (", bench.png" if has_png else
-                                                     " (pip install matplotlib for the chart)"))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,9 @@
-"""Classification losses: softmax (cross-entropy) and multiclass SVM (hinge), averaged over N.
+"""Classification losses: softmax (cross-entropy) and multiclass SVM (hinge), averaged over N,
+and the L2 regularisation term the models add to them.
 
 Both take scores x (N, C) and integer labels y (N,) with 0 <= y[i] < C, and return
-(loss, dx): loss a scalar of x's dtype, dx (N, C) of x's dtype.
+(loss, dx): loss a scalar of x's dtype, dx (N, C) of x's dtype. log_softmax(x) gives the
+log-probabilities softmax_loss uses (np.exp of it: the class probabilities).
 """
 import numpy as np
 
@@ -28,6 +30,14 @@ def _check_scores_labels(loss, x, y):
     return y
 
 
+def log_softmax(x):
+    """x (N, C) scores -> log softmax(x) (N, C), row by row, of x's dtype. Computed from
+    shifted scores (x - max per row), so large scores do not overflow."""
+    check_array("log_softmax", "x", x, ndim=2)
+    shifted = x - x.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
 def softmax_loss(x, y):
     """Softmax cross-entropy: loss = -mean_i log softmax(x_i)[y_i].
 
@@ -36,9 +46,7 @@ def softmax_loss(x, y):
     """
     y = _check_scores_labels("softmax_loss", x, y)
     N = x.shape[0]
-    shifted = x - x.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    log_probs = shifted - log_norm
+    log_probs = log_softmax(x)
     rows = np.arange(N)
     loss = -log_probs[rows, y].mean()
     dx = np.exp(log_probs)
@@ -64,3 +72,20 @@ def svm_loss(x, y):
     dx[rows, y] -= dx.sum(axis=1)
     dx /= N
     return x.dtype.type(loss), dx
+
+
+def add_l2_regularization(loss, grads, weights, factor):
+    """L2 regularisation: loss + factor * sum over W of sum(W ** 2), with the gradient
+    2 * factor * W added to grads[name] for every weight (a new array in the dict).
+
+    weights: dict name -> array, the regularised weights (never biases, gamma, beta);
+    grads: dict name -> gradient, holding every name of weights; factor: reg for EECS 498's
+    reg * sum(W^2) (minidl.models, nn.ClassifierModel), 0.5 * reg for CS231n's
+    0.5 * reg * sum(W^2). Returns the new loss (loss itself when factor is 0).
+    """
+    if factor == 0:
+        return loss
+    for name, w in weights.items():
+        loss = loss + factor * np.sum(w * w)
+        grads[name] = grads[name] + (2.0 * factor) * w
+    return loss

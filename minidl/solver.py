@@ -31,28 +31,38 @@ Differences from the course code, all backward compatible:
   ``solver.train()`` gives the same loss history as a run that was never interrupted.
   ``request_stop()`` (e.g. from a SIGINT handler) ends train() cleanly after the current
   iteration and writes the checkpoint there.
-
-Checkpoints are pickles (as the course's): load only checkpoints you trust.
+- Checkpoints run no code: arrays in a .npz file with the metadata as JSON beside them and a
+  SHA-256 of the payload (see minidl._checkpoint); the course's pickles (and minidl 0.1's)
+  load only with ``allow_pickle=True``.
+- The update goes through minidl.nn.Optimizer on the model's flat parameter buffer (one
+  call of an elementwise rule per step, see minidl.nn.flat).
 """
+import difflib
 import math
+import numbers
 import os
-import pickle
 import time
 
 import numpy as np
 
-from ._io import atomic_open
+from . import __version__
+from ._checkpoint import (FORMAT as CHECKPOINT_FORMAT, CheckpointError, json_ready,
+                          load_model_state, model_settings, model_state, model_state_problems,
+                          read_checkpoint, restore_model_state, state_to_archive, write_archive)
+from .nn.optimizer import Optimizer, rule_name
 
 __all__ = ["Solver", "CheckpointError", "TrainingDivergedError", "read_checkpoint",
-           "CHECKPOINT_FORMAT"]
+           "load_model_state", "CHECKPOINT_FORMAT"]
 
-CHECKPOINT_FORMAT = "minidl.solver.checkpoint/1"
 _SCHEDULES = ("step", "cosine")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read (missing, truncated, corrupt, not a Solver
-    checkpoint) or that does not fit the Solver that loads it."""
+# The Solver's keyword arguments with their defaults (the course's, then minidl's).
+_OPTIONS = {
+    "update_rule": None, "optim_config": None, "lr_decay": 1.0, "batch_size": 100,
+    "num_epochs": 10, "num_train_samples": 1000, "num_val_samples": None,
+    "checkpoint_name": None, "print_every": 10, "print_acc_every": 1, "verbose": True,
+    "device": "cpu", "seed": None, "lr_schedule": None, "step_size": None, "gamma": 0.1,
+    "lr_min": 0.0, "augment": None, "checkpoint_path": None, "checkpoint_extra": None,
+}
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -68,64 +78,16 @@ class TrainingDivergedError(FloatingPointError):
         self.loss, self.learning_rate = loss, learning_rate
 
 
-def _resolve_update_rule(rule, owner="Solver"):
-    """An update function (w, dw, config) -> (next_w, config), from a callable or a name."""
-    if callable(rule):
-        return rule
-    if isinstance(rule, str):
-        from . import optim
-
-        fn = getattr(optim, rule, None) if not rule.startswith("_") else None
-        if not callable(fn):
-            names = ", ".join(repr(n) for n in ("sgd", "sgd_momentum", "rmsprop", "adam"))
-            raise ValueError(f'{owner}: invalid update_rule "{rule}"; expected one of {names} '
-                             "or an update function (w, dw, config) -> (next_w, config)")
-        return fn
-    raise TypeError(f"{owner}: update_rule must be a function or a name in minidl.optim, "
-                    f"got {type(rule).__name__}")
-
-
-def _rule_name(rule):
-    return f"{getattr(rule, '__module__', '?')}.{getattr(rule, '__qualname__', repr(rule))}"
-
-
-def _picklable(obj):
-    try:
-        pickle.dumps(obj)
-        return True
-    except Exception:  # local functions, lambdas, open files, ...
-        return False
-
-
-def read_checkpoint(path):
-    """Read a checkpoint written by Solver and return its dict.
-
-    Raises CheckpointError with a one-line reason when the file is missing, truncated,
-    corrupt or not a minidl Solver checkpoint. The dict has the course's keys ('model',
-    'epoch', 'loss_history', ...) and minidl's ('format', 'iteration', 'optim_configs',
-    'rng_state', 'best_params', 'extra', ...).
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path!r} does not exist")
-    try:
-        with open(path, "rb") as f:
-            ckpt = pickle.load(f)
-    except Exception as e:  # unpickling can raise almost anything on a damaged file
-        reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-        raise CheckpointError(f"cannot read checkpoint {path!r}: the file is truncated, "
-                              f"corrupt or not a pickle ({reason})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path!r} is not a minidl Solver checkpoint (expected format "
-                              f"{CHECKPOINT_FORMAT!r}, found {found!r})")
-    return ckpt
-
-
-def _write_atomically(path, obj):
-    """Pickle obj to path atomically (see minidl._io.atomic_open)."""
-    with atomic_open(path) as f:
-        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+def _count(owner, key, value, none_ok=False):
+    """value as a positive int, or a ValueError naming owner, key and value."""
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        what = "a positive integer" + (" or None" if none_ok else "")
+        raise ValueError(f"{owner}: {key} must be {what}, got {value!r}"
+                         + ("" if isinstance(value, numbers.Number) or value is None
+                            else f" ({type(value).__name__})"))
+    return int(value)
 
 
 class Solver:
@@ -141,15 +103,16 @@ class Solver:
     - update_rule: update function (w, dw, config) -> (next_w, config), or its name in
       minidl.optim. Default: minidl.optim.sgd.
     - optim_config: dict of hyperparameters for the update rule (e.g. 'learning_rate');
-      each parameter gets its own copy.
+      each parameter gets its own copy (an elementwise rule: one copy for the whole flat
+      buffer, which gives the same numbers; see minidl.nn.Optimizer).
     - lr_decay: after each epoch every learning rate is multiplied by this (default 1.0).
     - batch_size: minibatch size (default 100).
     - num_epochs: epochs to train (default 10).
     - num_train_samples: training images used to estimate train accuracy (default 1000;
       None uses the whole training set).
     - num_val_samples: validation images used for val accuracy (default None: all).
-    - checkpoint_name: if not None, write ``<checkpoint_name>_epoch_<k>.pkl`` at each
-      accuracy check.
+    - checkpoint_name: if not None, write ``<checkpoint_name>_epoch_<k>.npz`` at each
+      accuracy check (the course writes .pkl pickles; these are minidl checkpoints).
     - print_every: print the training loss every this many iterations (default 10).
     - print_acc_every: print accuracies every this many epochs (default 1).
     - verbose: if False, print nothing (default True).
@@ -157,6 +120,7 @@ class Solver:
 
     minidl additions:
     - seed: seed of the Solver's own numpy Generator (default None).
+    - update_rule names: minidl.optim.UPDATE_RULES.
     - lr_schedule: None (default: lr_decay alone), or a schedule applied at the end of each
       epoch e (e = 1, 2, ...) to every parameter's initial learning rate lr0:
         'step':   lr = lr0 * gamma ** (e // step_size)          (PyTorch's StepLR)
@@ -170,14 +134,20 @@ class Solver:
       never applied to accuracy checks.
     - checkpoint_path: if not None, one checkpoint file rewritten (atomically) at each
       accuracy check and when training stops early; load_checkpoint(path) continues from it.
-    - checkpoint_extra: a picklable dict stored in every checkpoint under 'extra' (the
-      ``minidl train`` command keeps its settings there).
+    - checkpoint_extra: a JSON-serialisable dict stored in every checkpoint under 'extra'
+      (the ``minidl train`` command keeps its settings there).
+
+    batch_size, num_epochs, print_every and print_acc_every must be positive integers,
+    num_train_samples and num_val_samples positive integers or None, lr_decay a positive
+    number: anything else is a ValueError naming the Solver, the argument and the value.
 
     After train(): ``loss_history`` (one float per iteration), ``train_acc_history`` and
     ``val_acc_history`` (one float per accuracy check), ``best_val_acc``, ``best_epoch`` and
     ``best_params`` (copies of the parameters with the best validation accuracy, which
     train() puts back into the model unless return_best_params=False), ``epoch`` and
     ``iteration`` (completed so far), ``stopped_early`` (request_stop() or time_limit).
+    ``optimizer`` is the minidl.nn.Optimizer that updates the model; ``optim_configs`` its
+    per-parameter configs.
 
     Subclasses can override the hooks ``on_iteration_begin(t, num_iterations)`` (before
     every iteration; does nothing), ``on_iteration(t, num_iterations)`` (after every
@@ -210,35 +180,51 @@ class Solver:
         self.X_val = data["X_val"]
         self.y_val = data["y_val"]
 
-        self.update_rule = _resolve_update_rule(
-            kwargs.pop("update_rule", self._default_update_rule), name)
-        self.optim_config = kwargs.pop("optim_config", {})
-        self.lr_decay = kwargs.pop("lr_decay", 1.0)
-        self.batch_size = kwargs.pop("batch_size", 100)
-        self.num_epochs = kwargs.pop("num_epochs", 10)
-        self.num_train_samples = kwargs.pop("num_train_samples", 1000)
-        self.num_val_samples = kwargs.pop("num_val_samples", None)
-        self.checkpoint_name = kwargs.pop("checkpoint_name", None)
-        self.print_every = kwargs.pop("print_every", 10)
-        self.print_acc_every = kwargs.pop("print_acc_every", 1)
-        self.verbose = kwargs.pop("verbose", True)
-        self.seed = kwargs.pop("seed", None)
-        self.lr_schedule = kwargs.pop("lr_schedule", None)
-        self.step_size = kwargs.pop("step_size", None)
-        self.gamma = kwargs.pop("gamma", 0.1)
-        self.lr_min = kwargs.pop("lr_min", 0.0)
-        self.augment = kwargs.pop("augment", None)
-        self.checkpoint_path = kwargs.pop("checkpoint_path", None)
-        self.checkpoint_extra = kwargs.pop("checkpoint_extra", None)
-        device = kwargs.pop("device", "cpu")
-        if device != "cpu":
-            raise ValueError(f"{name}: minidl runs on the CPU only, got device={device!r}")
-        if kwargs:
-            extra = ", ".join('"%s"' % k for k in kwargs)
-            raise ValueError("Unrecognized arguments %s" % extra)
-        if int(self.batch_size) < 1:
-            raise ValueError(f"{name}: batch_size must be a positive integer, "
-                             f"got {self.batch_size}")
+        unknown = [k for k in kwargs if k not in _OPTIONS]
+        if unknown:
+            extra = ", ".join('"%s"' % k for k in unknown)
+            close = difflib.get_close_matches(unknown[0], _OPTIONS, n=1)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            raise ValueError(f"{name}: Unrecognized arguments {extra}{hint}")
+        options = dict(_OPTIONS, update_rule=self._default_update_rule)
+        options.update(kwargs)
+        self._update_rule_arg = options["update_rule"]
+        self.optim_config = options["optim_config"] if options["optim_config"] is not None \
+            else {}
+        self.lr_decay = options["lr_decay"]
+        self.batch_size = _count(name, "batch_size", options["batch_size"])
+        self.num_epochs = _count(name, "num_epochs", options["num_epochs"])
+        self.num_train_samples = _count(name, "num_train_samples",
+                                        options["num_train_samples"], none_ok=True)
+        self.num_val_samples = _count(name, "num_val_samples", options["num_val_samples"],
+                                      none_ok=True)
+        self.checkpoint_name = options["checkpoint_name"]
+        self.print_every = _count(name, "print_every", options["print_every"])
+        self.print_acc_every = _count(name, "print_acc_every", options["print_acc_every"])
+        self.verbose = options["verbose"]
+        self.seed = options["seed"]
+        self.lr_schedule = options["lr_schedule"]
+        self.step_size = options["step_size"]
+        self.gamma = options["gamma"]
+        self.lr_min = options["lr_min"]
+        self.augment = options["augment"]
+        self.checkpoint_path = options["checkpoint_path"]
+        self.checkpoint_extra = options["checkpoint_extra"]
+        if options["device"] != "cpu":
+            raise ValueError(f"{name}: minidl runs on the CPU only, got "
+                             f"device={options['device']!r}")
+        if not isinstance(self.optim_config, dict):
+            raise TypeError(f"{name}: optim_config must be a dict of hyperparameters, got "
+                            f"{type(self.optim_config).__name__}")
+        if isinstance(self.lr_decay, bool) or not isinstance(self.lr_decay, numbers.Real) \
+                or not 0 < self.lr_decay < math.inf:
+            raise ValueError(f"{name}: lr_decay must be a positive number, got "
+                             f"{self.lr_decay!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(
+                self.seed, numbers.Integral) or self.seed < 0):
+            raise ValueError(f"{name}: seed must be None or an integer >= 0, got {self.seed!r}")
+        if self.checkpoint_extra is not None:
+            json_ready(self.checkpoint_extra, f"{name}: checkpoint_extra")
         self._check_schedule(name)
         if self.augment is not None and not callable(self.augment):
             raise TypeError(f"{name}: augment must be a callable (X, rng) -> X, got "
@@ -278,14 +264,23 @@ class Solver:
         self.val_acc_history = []
         self.stopped_early = False
         self._stop_requested = False
-        # Each parameter gets its own optimizer state (momentum, Adam moments, ...).
-        self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
-        # Initial learning rate of each parameter, for lr_schedule (filled at the first epoch
-        # end: the update rule may only then have set its default learning rate).
+        self.is_running = False
+        # The optimizer keeps the update rule's state (momentum, Adam moments, ...) and
+        # updates the model's flat parameter buffer.
+        self.optimizer = Optimizer(self.model, self._update_rule_arg, self.optim_config,
+                                   owner=type(self).__name__)
+        self.update_rule = self.optimizer.update_rule
+        # Initial learning rate of each optimizer group, for lr_schedule (filled at the first
+        # epoch end: the update rule may only then have set its default learning rate).
         self._base_lrs = {}
         # An owned generator: reproducible with `seed`, and with np.random.seed otherwise.
         seed = self.seed if self.seed is not None else np.random.randint(2**31 - 1)
         self.rng = np.random.default_rng(seed)
+
+    @property
+    def optim_configs(self):
+        """Parameter name -> its update-rule config (see Optimizer.configs)."""
+        return self.optimizer.configs
 
     # ------------------------------------------------------------------ one iteration
     def _sample(self, n, k):
@@ -309,17 +304,15 @@ class Solver:
         if not math.isfinite(loss):
             # Stop before the update: the parameters stay those of the last finite loss.
             self._diverged(loss)
-
-        for p, w in list(self.model.params.items()):
-            next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
-            # Item assignment (not replacing the dict) also works for dict-like views.
-            self.model.params[p] = next_w
-            self.optim_configs[p] = next_config
+        # One pass puts the gradients into the flat buffer (a data-parallel run would
+        # allreduce flat.grads here), one call of an elementwise rule updates everything.
+        flat = self.optimizer.gather_gradients(grads)
+        self.optimizer.apply_update(flat)
 
     def learning_rates(self):
         """The current learning rate: a float when every parameter has the same one, a
         (min, max) pair when they differ, None before the update rule has chosen one."""
-        lrs = {c["learning_rate"] for c in self.optim_configs.values() if "learning_rate" in c}
+        lrs = set(self.optimizer.learning_rates())
         if not lrs and "learning_rate" in self.optim_config:
             lrs = {self.optim_config["learning_rate"]}
         if not lrs:
@@ -349,16 +342,16 @@ class Solver:
     # ------------------------------------------------------------------ learning rates
     def _update_learning_rates(self):
         """Called at the end of each epoch (self.epoch already counts it)."""
-        for p, config in self.optim_configs.items():
-            if self.lr_schedule is None:
-                if "learning_rate" in config:
-                    config["learning_rate"] *= self.lr_decay
-                continue
-            if p not in self._base_lrs:
+        if self.lr_schedule is None:
+            self.optimizer.scale_learning_rate(self.lr_decay)
+            return
+        for group in self.optimizer.groups:
+            config = group.config
+            if group.name not in self._base_lrs:
                 if "learning_rate" not in config:
                     continue  # an update rule without a learning rate
-                self._base_lrs[p] = config["learning_rate"]
-            config["learning_rate"] = self.scheduled_lr(self._base_lrs[p], self.epoch)
+                self._base_lrs[group.name] = config["learning_rate"]
+            config["learning_rate"] = self.scheduled_lr(self._base_lrs[group.name], self.epoch)
 
     def scheduled_lr(self, lr0, epoch):
         """The learning rate lr_schedule gives for the epoch after ``epoch`` epochs, from
@@ -376,89 +369,103 @@ class Solver:
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self):
-        """The dict written to checkpoints: the course's keys, then minidl's."""
-        update_rule = self.update_rule if _picklable(self.update_rule) else None
+        """(meta, arrays) of a checkpoint: the JSON document and the arrays (see
+        docs/decisions.md for the layout). The parameters are the flat buffer itself."""
+        name = type(self).__name__
+        flat = self.optimizer.parameters()
+        optimizer_meta, optimizer_arrays = self.optimizer.state()
+        state_meta, state_arrays = state_to_archive(model_state(self.model))
+        np_state = np.random.get_state()
         schedule = self.lr_schedule
-        if callable(schedule) and not _picklable(schedule):
-            schedule = _rule_name(schedule)
-        return {
+        if callable(schedule):
+            schedule = "function " + rule_name(schedule)
+        meta = {
+            "format": CHECKPOINT_FORMAT, "minidl_version": __version__, "time": time.time(),
             # The course's keys.
-            "model": self.model,
-            "update_rule": update_rule,
+            "update_rule": rule_name(self.update_rule),
             "lr_decay": self.lr_decay,
             "optim_config": self.optim_config,
             "batch_size": self.batch_size,
             "num_train_samples": self.num_train_samples,
             "num_val_samples": self.num_val_samples,
             "epoch": self.epoch,
-            "loss_history": self.loss_history,
-            "train_acc_history": self.train_acc_history,
-            "val_acc_history": self.val_acc_history,
             # What an exact resume needs.
-            "format": CHECKPOINT_FORMAT,
-            "iteration": self.iteration,
-            "num_epochs": self.num_epochs,
-            "update_rule_name": _rule_name(self.update_rule),
-            "optim_configs": self.optim_configs,
-            "lr_schedule": schedule,
-            "step_size": self.step_size,
-            "gamma": self.gamma,
-            "lr_min": self.lr_min,
-            "base_lrs": self._base_lrs,
-            "best_val_acc": self.best_val_acc,
-            "best_epoch": self.best_epoch,
-            "best_params": self.best_params,
-            "rng_state": self.rng.bit_generator.state,
-            "numpy_global_state": np.random.get_state(),
+            "iteration": self.iteration, "num_epochs": self.num_epochs,
             "model_class": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
-            "param_shapes": {k: (tuple(np.shape(v)), np.asarray(v).dtype.name)
-                             for k, v in self.model.params.items()},
-            "data_shape": {"X_train": tuple(np.shape(self.X_train)),
-                           "X_val": tuple(np.shape(self.X_val))},
+            "model_settings": model_settings(self.model),
+            "dtype": flat.dtype.name,
+            "params": [[n, list(shape)] for n, shape in flat.layout],
+            "model_state": state_meta,
+            "optimizer": optimizer_meta,
+            "lr_schedule": schedule, "step_size": self.step_size, "gamma": self.gamma,
+            "lr_min": self.lr_min, "base_lrs": dict(self._base_lrs),
+            "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch,
+            "rng_state": self.rng.bit_generator.state,
+            "numpy_global_state": {"pos": int(np_state[2]), "has_gauss": int(np_state[3]),
+                                   "cached_gaussian": float(np_state[4])},
+            "data_shape": {"X_train": list(np.shape(self.X_train)),
+                           "X_val": list(np.shape(self.X_val))},
             "extra": self.checkpoint_extra,
-            "time": time.time(),
         }
+        meta = json_ready(meta, f"{name}: the checkpoint")  # names what JSON cannot hold
+        arrays = {"params": flat.params,
+                  "loss_history": np.array(self.loss_history, dtype=np.float64),
+                  "train_acc_history": np.array(self.train_acc_history, dtype=np.float64),
+                  "val_acc_history": np.array(self.val_acc_history, dtype=np.float64),
+                  "numpy_global_keys": np_state[1]}
+        if self.best_params:
+            arrays["best_params"] = flat.pack(self.best_params, f"{name}: best_params")
+        arrays.update((f"optim/{k}", v) for k, v in optimizer_arrays.items())
+        arrays.update(state_arrays)
+        return meta, arrays
 
     def save_checkpoint(self, path):
-        """Write the model, optimizer state, histories and RNG states to path, atomically.
-        Returns path."""
-        try:
-            _write_atomically(path, self._checkpoint())
-        except (pickle.PicklingError, AttributeError, TypeError) as e:
-            raise TypeError(f"{type(self).__name__}: cannot pickle the checkpoint for {path!r}: "
-                            f"{e} (models and update rules must be defined at module level)") \
-                from None
+        """Write the parameters, model state (running statistics), optimizer state,
+        histories, best parameters and RNG states to path (a .npz file with JSON metadata
+        and a SHA-256; see minidl._checkpoint), atomically. Returns path."""
+        meta, arrays = self._checkpoint()
+        write_archive(path, meta, arrays)
         return path
 
     def _save_checkpoint(self):
         """Write the checkpoint files this Solver was configured with (checkpoint_name:
-        <name>_epoch_<epoch>.pkl as the course; checkpoint_path: one file)."""
+        <name>_epoch_<epoch>.npz, the course's naming; checkpoint_path: one file)."""
         if self.checkpoint_name is not None:
-            filename = "%s_epoch_%d.pkl" % (self.checkpoint_name, self.epoch)
+            filename = "%s_epoch_%d.npz" % (self.checkpoint_name, self.epoch)
             if self.verbose:
                 print('Saving checkpoint to "%s"' % filename)
             self.save_checkpoint(filename)
         if self.checkpoint_path is not None:
             self.save_checkpoint(self.checkpoint_path)
 
-    def load_checkpoint(self, path):
-        """Continue from a checkpoint: restore the model, the optimizer state (including
-        the current learning rates), the histories, the best parameters and the random
-        generators (the Solver's and NumPy's global one), so that train() goes on exactly as
-        the run that wrote it would have. Returns self.
+    def load_checkpoint(self, path, allow_pickle=False):
+        """Continue from a checkpoint: restore the model's parameters and running statistics,
+        the optimizer state (including the current learning rates), the histories, the best
+        parameters and the random generators (the Solver's and NumPy's global one), so that
+        train() goes on exactly as the run that wrote it would have. Returns self.
 
-        The model must be of the same class with the same parameter names, shapes and
-        dtypes, the training data must have the same shape, and batch_size and the update
+        The model is this Solver's (the checkpoint holds no code): it must be of the same
+        class, built with the same settings, with the same parameter names, shapes and
+        dtype; the training data must have the same shape, and batch_size and the update
         rule must be the same; otherwise CheckpointError says what differs and nothing is
-        changed. num_epochs is this Solver's (raise it to train further). The model object
-        keeps its identity: its attributes are replaced by the saved ones.
+        changed. num_epochs is this Solver's (raise it to train further). allow_pickle=True
+        also loads the pickle checkpoints of minidl 0.1 (with a warning: only for trusted
+        files).
         """
-        ckpt = read_checkpoint(path)
+        ckpt = read_checkpoint(path, allow_pickle=allow_pickle)
         self._check_fits(ckpt, os.fspath(path))
-        saved_model = ckpt["model"]
-        self.model.__dict__.update(saved_model.__dict__)
-        self.optim_configs = ckpt["optim_configs"]
-        self._base_lrs = dict(ckpt["base_lrs"])
+        if ckpt["optimizer"] is None:  # a pickle: the course's per-parameter configs
+            self.optimizer.load_per_parameter_configs(ckpt["optim_configs"])
+            lrs = ckpt["base_lrs"]
+            if self.optimizer.elementwise and lrs:
+                lrs = {self.optimizer.groups[0].name: next(iter(lrs.values()))}
+        else:
+            self.optimizer.load_state(ckpt["optimizer"], ckpt["optimizer_arrays"])
+            lrs = ckpt["base_lrs"]
+        flat = self.optimizer.parameters()
+        flat.params[...] = ckpt["params_flat"]
+        restore_model_state(self.model, ckpt["model_state"])
+        self._base_lrs = dict(lrs)
         self.epoch = ckpt["epoch"]
         self.iteration = ckpt["iteration"]
         self.loss_history = list(ckpt["loss_history"])
@@ -466,7 +473,8 @@ class Solver:
         self.val_acc_history = list(ckpt["val_acc_history"])
         self.best_val_acc = ckpt["best_val_acc"]
         self.best_epoch = ckpt["best_epoch"]
-        self.best_params = ckpt["best_params"]
+        self.best_params = (flat.unflatten(flat.pack(ckpt["best_params"]))
+                            if ckpt["best_params"] else {})
         self.rng.bit_generator.state = ckpt["rng_state"]
         np.random.set_state(ckpt["numpy_global_state"])
         return self
@@ -475,13 +483,14 @@ class Solver:
         name = type(self).__name__
         problems = []
         model_class = f"{type(self.model).__module__}.{type(self.model).__qualname__}"
+        flat = self.optimizer.parameters()
         if ckpt["model_class"] != model_class:
             problems.append(f"it holds a {ckpt['model_class']}, this Solver trains a "
                             f"{model_class}")
         else:
-            here = {k: (tuple(np.shape(v)), np.asarray(v).dtype.name)
-                    for k, v in self.model.params.items()}
-            there = ckpt["param_shapes"]
+            here = {k: (shape, flat.dtype.name) for k, shape in flat.layout}
+            there = {k: (np.shape(v), np.asarray(v).dtype.name)
+                     for k, v in ckpt["params"].items()}
             for k in sorted(set(here) | set(there), key=str):
                 if k not in there:
                     problems.append(f"the model has parameter {k!r} {here[k][0]}, the "
@@ -489,18 +498,28 @@ class Solver:
                 elif k not in here:
                     problems.append(f"the checkpoint has parameter {k!r} {there[k][0]}, the "
                                     "model has none")
-                elif here[k] != tuple(there[k]):
+                elif here[k] != there[k]:
                     problems.append(f"parameter {k!r} is {there[k][0]} {there[k][1]} in the "
                                     f"checkpoint but {here[k][0]} {here[k][1]} in the model")
+            if list(here) != list(there) and not problems:
+                problems.append("the parameters are in another order in the checkpoint")
+            ours = model_settings(self.model)
+            for k, v in ckpt["model_settings"].items():
+                if k in ours and ours[k] != v:
+                    problems.append(f"the model was built with {k}={v!r}, this one with "
+                                    f"{k}={ours[k]!r}")
+            problems += model_state_problems(self.model, ckpt["model_state"])
         for key, X in (("X_train", self.X_train), ("X_val", self.X_val)):
             if tuple(ckpt["data_shape"][key]) != tuple(np.shape(X)):
                 problems.append(f"{key} had shape {tuple(ckpt['data_shape'][key])}, now "
                                 f"{tuple(np.shape(X))}")
         if ckpt["batch_size"] != self.batch_size:
             problems.append(f"batch_size was {ckpt['batch_size']}, now {self.batch_size}")
-        if ckpt["update_rule_name"] != _rule_name(self.update_rule):
-            problems.append(f"update_rule was {ckpt['update_rule_name']}, now "
-                            f"{_rule_name(self.update_rule)}")
+        if ckpt["update_rule"] != rule_name(self.update_rule):
+            problems.append(f"update_rule was {ckpt['update_rule']}, now "
+                            f"{rule_name(self.update_rule)}")
+        elif ckpt["optimizer"] is not None and not problems:
+            problems += self.optimizer.check_state(ckpt["optimizer"], ckpt["optimizer_arrays"])
         if problems:
             more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
             raise CheckpointError(f"{name}: checkpoint {path!r} does not fit this run: "
@@ -554,10 +573,9 @@ class Solver:
         self._stop_requested = True
 
     def _restore_best_params(self):
-        # Copies: in-place update rules (the course's sgd does w -= ...) must not
-        # change best_params if training continues.
-        for k, v in self.best_params.items():
-            self.model.params[k] = v.copy()
+        # Copied into the model's buffer: best_params stay as they are if training continues.
+        if self.best_params:
+            self.optimizer.parameters().set_params(self.best_params, type(self).__name__)
 
     def _iterations_per_epoch(self):
         return max(self.X_train.shape[0] // self.batch_size, 1)
@@ -571,7 +589,17 @@ class Solver:
         - return_best_params: put the parameters with the best validation accuracy back
           into the model at the end (default True, as the course does).
         Raises TrainingDivergedError when the loss becomes NaN or infinite.
+        ``is_running`` is True while the iterations run (a Ctrl-C handler's question).
         """
+        self.is_running = True
+        try:
+            self._run_iterations(time_limit)
+        finally:
+            self.is_running = False
+        if return_best_params:
+            self._restore_best_params()
+
+    def _run_iterations(self, time_limit):
         iterations_per_epoch = self._iterations_per_epoch()
         num_iterations = self.num_epochs * iterations_per_epoch
         prev_time = start_time = self._start_time = time.time()
@@ -615,8 +643,8 @@ class Solver:
                 if val_acc > self.best_val_acc or not self.best_params:
                     self.best_val_acc = val_acc
                     self.best_epoch = self.epoch
-                    self.best_params = {k: np.array(v, copy=True)
-                                        for k, v in self.model.params.items()}
+                    flat = self.optimizer.parameters()
+                    self.best_params = flat.unflatten(flat.params.copy())  # one copy
                 self._save_checkpoint()
                 self.on_check(train_acc, val_acc)
 
@@ -626,6 +654,3 @@ class Solver:
                 if not checked and self.checkpoint_path is not None:
                     self.save_checkpoint(self.checkpoint_path)
                 break
-
-        if return_best_params:
-            self._restore_best_params()

@@ -4,7 +4,7 @@
     print(s)                       # the lecture's table
     s.total_params, s.total_flops, s.total_memory_kb, s.rows[0].flops
 
-Everything comes from shape inference (Module.output_shape), never from running the model:
+Everything comes from shape inference (Module.trace_shapes), never from running the model:
 a full-size ResNet-152 table takes a fraction of a second and allocates no parameters.
 
 Counting rules (the lecture's):
@@ -20,18 +20,12 @@ ops) and one per Concat join (Inception, DenseNet), in execution order. Residual
 have no row. The printed table hides activation and dropout rows unless show_all=True (the
 lecture's tables have none); the totals always cover every row.
 """
-import argparse
-import ast
 import math
-import sys
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._cli_args import ArgumentParser
-
-__all__ = ["summary", "Summary", "SummaryRow", "main"]
+__all__ = ["summary", "Summary", "SummaryRow", "KINDS"]
 
 KINDS = ("conv", "linear", "pool", "norm", "act", "other")
 _HIDDEN_LAYERS = ("Dropout", "Identity")
@@ -172,106 +166,21 @@ def summary(model, input_shape=(3, 224, 224), dtype_bytes=4, name=None):
     Raises minidl.nn.ShapeError naming the first layer that cannot take its input.
     Returns a Summary; print it for the lecture's table.
     """
-    from .nn.module import Module, _as_shape, _Inference
+    from .nn import Module
 
     if not isinstance(model, Module):
         raise TypeError(f"summary: model must be a minidl.nn.Module, got {type(model).__name__}")
-    shape = _as_shape("summary", input_shape)
     if isinstance(dtype_bytes, bool) or not isinstance(dtype_bytes, (int, np.integer)) \
             or dtype_bytes < 1:
         raise ValueError(f"summary: dtype_bytes must be a positive integer, got {dtype_bytes!r}")
+    out, layers = model.trace_shapes(input_shape)
     rows = []
-
-    def visit(module, row_name, in_shape, out_shape):
-        info = module._describe(in_shape, out_shape)
-        params = sum(int(np.prod(s, dtype=np.int64)) for s, _, _ in module._param_specs.values())
-        elements = int(np.prod(out_shape, dtype=np.int64))
-        kind = module.kind if module.kind in KINDS else "other"
-        rows.append(SummaryRow(row_name, kind, type(module).__name__, tuple(in_shape),
-                               tuple(out_shape), info.get("filters"), info.get("kernel"),
-                               info.get("stride"), info.get("pad"),
-                               elements * dtype_bytes / 1024, params, int(info.get("flops", 0))))
-
-    out = model._infer(shape, _Inference(model, visit))
+    for t in layers:
+        kind = t.module.kind if t.module.kind in KINDS else "other"
+        elements = int(np.prod(t.out_shape, dtype=np.int64))
+        rows.append(SummaryRow(t.name, kind, type(t.module).__name__, t.in_shape, t.out_shape,
+                               t.filters, t.kernel, t.stride, t.pad,
+                               elements * dtype_bytes / 1024, t.num_params, t.flops))
+    shape = tuple(int(d) for d in input_shape)
     title = name or getattr(model, "arch", None) or type(model).__name__
     return Summary(title, shape, out, rows, model.num_params(), int(dtype_bytes))
-
-
-# ---------------------------------------------------------------------------- command line
-def _parse_shape(text):
-    try:
-        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--input must be sizes like 3,224,224, got {text!r}")
-    if not shape or any(s < 1 for s in shape):
-        raise argparse.ArgumentTypeError(f"--input must be positive sizes like 3,224,224, "
-                                         f"got {text!r}")
-    return shape
-
-
-def _parse_option(text):
-    key, sep, value = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"--option must be KEY=VALUE, got {text!r}")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
-
-
-def _parser():
-    p = ArgumentParser(
-        prog="minidl summary",
-        description="Print the lecture's per-layer table (shapes, memory, params, FLOPs) of a "
-                    "zoo model, by shape inference only.",
-        epilog="examples:\n  minidl summary alexnet_lecture --input 3,227,227\n"
-               "  minidl summary resnet50 --option stride_in_1x1=True\n"
-               "  minidl summary resnet20            (CIFAR models default to 3,32,32)\n"
-               "  minidl summary --list",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", nargs="?", help="model name (see --list)")
-    p.add_argument("--input", type=_parse_shape, default=None,
-                   help="input C,H,W (default: the model's natural size, 3,224,224 for "
-                        "ImageNet models)")
-    p.add_argument("--dtype-bytes", type=int, default=4,
-                   help="bytes per element for the memory column (default 4, float32)")
-    p.add_argument("--option", "-o", type=_parse_option, action="append", default=[],
-                   metavar="KEY=VALUE", help="builder option, e.g. batch_norm=True (repeatable)")
-    p.add_argument("--all", action="store_true", help="also list activation and dropout rows")
-    p.add_argument("--decimals", type=int, default=0,
-                   help="digits after the point in the numeric columns (default 0)")
-    p.add_argument("--list", action="store_true", help="list the model names and exit")
-    return p
-
-
-def main(argv=None):
-    """``minidl summary NAME [--input 3,224,224] [--option KEY=VALUE] [--all]``.
-
-    Returns the exit status (0 ok, 1 a model/input error, 2 a usage error)."""
-    from .models import zoo
-    from .nn.module import ShapeError
-
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.list:
-        print("\n".join(zoo.list_models()))
-        return 0
-    if not args.name:
-        parser.error("give a model NAME (see --list)")
-    if args.dtype_bytes < 1 or args.decimals < 0:
-        parser.error("--dtype-bytes must be positive and --decimals non-negative")
-    start = time.perf_counter()
-    try:
-        model = zoo.get_model(args.name, **dict(args.option))
-        shape = args.input or getattr(model, "default_input", (3, 224, 224))
-        s = summary(model, shape, dtype_bytes=args.dtype_bytes, name=args.name)
-    except (ValueError, TypeError, ShapeError) as e:
-        print(f"minidl summary: error: {e}", file=sys.stderr)
-        return 1
-    print(s.table(show_all=args.all, decimals=args.decimals))
-    print(f"(computed by shape inference in {time.perf_counter() - start:.3f} s)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,12 +1,11 @@
 """The minidl command: `demo` as a user runs it (subprocess), help, one-line errors, and the
-pass-through `summary` subcommand. (`train` and `gradcheck`: test_cli_train.py,
-test_cli_gradcheck.py.)"""
+command table. (`train`, `gradcheck`, `summary`: test_cli_train.py, test_cli_gradcheck.py,
+test_summary.py; the package layout: test_cli_layout.py.)"""
 import os
 import re
 import shutil
 import subprocess
 import sys
-import types
 
 import pytest
 
@@ -40,7 +39,7 @@ def test_python_m_minidl_demo_trains_and_reports_test_accuracy(tmp_path):
     assert re.search(r"time: [\d.]+ s", r.stdout)
     assert r.stderr == ""
     # It also writes a checkpoint and the loss/accuracy curves, and says where.
-    ckpt = tmp_path / "demo" / "checkpoint.pkl"
+    ckpt = tmp_path / "demo" / "checkpoint.npz"
     assert f"checkpoint: {ckpt}" in r.stdout
     from minidl.solver import read_checkpoint
 
@@ -63,7 +62,7 @@ def test_demo_without_matplotlib_says_how_to_get_the_curves(monkeypatch, tmp_pat
     out = capsys.readouterr().out
     assert "curves: not written: matplotlib is not installed (pip install matplotlib)" in out
     assert not (tmp_path / "curves.png").exists()
-    assert (tmp_path / "checkpoint.pkl").exists()
+    assert (tmp_path / "checkpoint.npz").exists()
 
 
 def test_demo_help_lists_its_options():
@@ -113,22 +112,30 @@ def test_demo_in_process_quiet_prints_only_the_result(capsys, tmp_path):
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 4
     assert out[0].startswith("test accuracy: ") and out[3].startswith("time: ")
-    assert out[1] == f"checkpoint: {tmp_path / 'checkpoint.pkl'}"
+    assert out[1] == f"checkpoint: {tmp_path / 'checkpoint.npz'}"
     assert out[2].startswith("curves: ")
 
 
-def test_summary_passes_its_arguments_through(monkeypatch):
+def test_summary_gets_its_arguments_through_the_table(monkeypatch):
     seen = []
-    fake = types.ModuleType("minidl.summary")
-    fake.main = lambda argv: seen.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "minidl.summary", fake)
-    assert cli.main(["summary", "resnet50", "--input", "3,224,224"]) == 0
-    assert cli.main(["summary", "--help"]) == 0
-    assert seen == [["resnet50", "--input", "3,224,224"], ["--help"]]
+    monkeypatch.setitem(cli.COMMANDS, "summary",
+                        cli.COMMANDS["summary"]._replace(run=lambda args: seen.append(args) or 0))
+    assert cli.main(["summary", "resnet50", "--input", "3,224,224", "-o", "width=2"]) == 0
+    assert cli.main(["summary", "--help"]) == 0  # argparse's help: nothing runs
+    assert len(seen) == 1
+    assert (seen[0].name, seen[0].input, seen[0].option) == ("resnet50", (3, 224, 224),
+                                                             [("width", "2")])
 
 
-def test_summary_reports_one_line_when_unavailable(monkeypatch, capsys):
+def test_a_missing_optional_module_is_one_line(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "minidl.summary", None)  # makes the import fail
+
+    def needs_summary(args):
+        import minidl.summary  # noqa: F401
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "summary",
+                        cli.COMMANDS["summary"]._replace(run=needs_summary))
     assert cli.main(["summary", "alexnet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["minidl summary: error: minidl.summary is not available in this installation"]

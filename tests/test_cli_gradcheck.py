@@ -212,10 +212,10 @@ def test_gradcheck_help_has_examples():
     (["Conv", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
     (["Conv", "--threads", "0"], "expected a positive integer, got '0'"),
 ])
-def test_bad_arguments_give_one_line_and_a_nonzero_exit(student, args, fragment):
+def test_bad_arguments_give_one_line_and_exit_status_2(student, args, fragment):
     path = student()
     r = _run(*[a.replace("{path}", str(path)) for a in args])
-    assert r.returncode in (1, 2)
+    assert r.returncode == 2, r.stderr  # as --help says: 2 for bad arguments
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], r.stderr
     assert "Traceback" not in r.stderr
@@ -230,3 +230,23 @@ def test_a_student_file_that_does_not_import_is_one_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"minidl gradcheck: error: cannot import "
                                                    f"{path}: SyntaxError")
     assert "broken.py line 3" in lines[0]
+
+
+def test_the_autograder_library_separates_bad_requests_from_bad_student_code(tmp_path, student):
+    from minidl import autograder
+
+    assert autograder.lookup_layer("fastconv") == "FastConv"
+    broken = tmp_path / "broken.py"
+    broken.write_text("def f(x:\n")
+    with pytest.raises(autograder.StudentCodeError, match="SyntaxError"):
+        autograder.load_student_pair(f"{broken}:f,g")
+    with pytest.raises(ValueError) as e:          # a request that names nothing: no student bug
+        autograder.load_student_pair(f"{student()}:conv_forward,nope")
+    assert not isinstance(e.value, autograder.StudentCodeError)
+    forward, backward, path, _ = autograder.load_student_pair(
+        f"{student()}:linear_forward,linear_backward")
+    report = autograder.Report(total=3)
+    tables = [report.add(d, rows) for d, rows in autograder.check_student(
+        forward, backward, "Linear", path=path)]
+    assert report.passed and report.n_cases == 3 and tables[0].startswith("case 1/3: x (2, 4)")
+    assert report.verdict("student.py") == "student.py: all 21 checks passed"

@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from minidl import training
+from minidl.cli import progress
+from minidl.cli.args import EXIT_INTERRUPTED
+from minidl.solver import read_checkpoint
 
 ENV = dict(os.environ, MINIDL_NUM_THREADS="1")
 # A small, fast run: 200 images in batches of 20 (10 iterations per epoch).
@@ -26,9 +28,7 @@ def _run(*args, cwd=None):
 
 
 def _history(path):
-    with open(path, "rb") as f:
-        ckpt = pickle.load(f)
-    return ckpt
+    return read_checkpoint(path)
 
 
 def _has_matplotlib():
@@ -49,7 +49,7 @@ def test_train_a_coursework_model_reports_accuracy_and_writes_checkpoint_and_cur
     assert re.search(r"test accuracy: [\d.]+% \(\d+/360\)", out)
     # The progress bar (tqdm or the plain fallback) goes to stderr: count, rate, loss.
     assert re.search(r"epoch 2/2: 100%.*10/10 \[.*it/s, loss=[\d.e+-]+\]", r.stderr), r.stderr
-    ckpt_path = tmp_path / "run" / "checkpoint.pkl"
+    ckpt_path = tmp_path / "run" / "checkpoint.npz"
     assert f"checkpoint: {ckpt_path}" in out
     ckpt = _history(ckpt_path)
     assert ckpt["epoch"] == 2 and len(ckpt["loss_history"]) == 20
@@ -70,7 +70,7 @@ def test_train_a_zoo_resnet20_on_digits(tmp_path):
     assert "input 1x8x8 as is" in r.stdout
     assert "269,434 params" in r.stdout  # ResNet-20's 269,722 with a 1-channel stem
     assert re.search(r"epoch 1/1: train acc", r.stdout)
-    assert (tmp_path / "checkpoint.pkl").exists()
+    assert (tmp_path / "checkpoint.npz").exists()
 
 
 def test_step_schedule_and_lr_are_applied_per_epoch(tmp_path):
@@ -82,7 +82,7 @@ def test_step_schedule_and_lr_are_applied_per_epoch(tmp_path):
 
 
 def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path):
-    ckpt = tmp_path / "stopped.pkl"
+    ckpt = tmp_path / "stopped.npz"
     with open(tmp_path / "stderr.txt", "w") as err:
         proc = subprocess.Popen(_cmd(*FC, "--epochs", "1000", "--checkpoint", str(ckpt),
                                      "--out", str(tmp_path)),
@@ -96,7 +96,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_
         rest, _ = proc.communicate(timeout=120)
     out = "".join(lines) + rest
     stderr = (tmp_path / "stderr.txt").read_text()
-    assert proc.returncode == training.EXIT_INTERRUPTED, out + stderr
+    assert proc.returncode == EXIT_INTERRUPTED, out + stderr
     assert "Traceback" not in stderr
     assert "Ctrl-C: stopping after this iteration" in stderr
     assert f"checkpoint saved: {ckpt}" in out
@@ -111,7 +111,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_
     r = _run("--resume", str(ckpt), "--epochs", str(epochs), "--no-progress")
     assert r.returncode == 0, r.stderr
     assert f"resumed from {ckpt}: {stopped['epoch']} epochs and {done} iterations done" in r.stdout
-    whole = tmp_path / "whole.pkl"
+    whole = tmp_path / "whole.npz"
     r = _run(*FC, "--epochs", str(epochs), "--checkpoint", str(whole), "--out", str(tmp_path),
              "--no-progress")
     assert r.returncode == 0, r.stderr
@@ -133,18 +133,18 @@ def test_a_diverging_run_stops_with_one_line_naming_epoch_iteration_and_lr(tmp_p
 
 
 def test_a_corrupt_checkpoint_gives_one_line(tmp_path):
-    bad = tmp_path / "bad.pkl"
-    bad.write_bytes(b"\x80\x04garbage")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04garbage")
     r = _run("--resume", str(bad))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
-        f"minidl train: error: cannot read checkpoint '{bad}': the file is truncated, corrupt "
-        "or not a pickle (UnpicklingError: "), r.stderr
+        f"minidl train: error: checkpoint '{bad}' is corrupted: the file is damaged or "
+        "truncated (BadZipFile: "), r.stderr
 
 
 def test_resume_refuses_settings_that_differ_from_the_run(tmp_path):
-    ckpt = tmp_path / "c.pkl"
+    ckpt = tmp_path / "c.npz"
     r = _run(*FC, "--epochs", "1", "--checkpoint", str(ckpt), "--out", str(tmp_path),
              "--no-progress")
     assert r.returncode == 0, r.stderr
@@ -172,11 +172,12 @@ def test_train_help_has_every_option_and_examples():
     (["--model", "fc", "--epochs", "0"], "expected a positive integer, got '0'"),
     (["--model", "resnet2"], "unknown model 'resnet2'; did you mean"),
     (["--model", "fc", "--lr-schedule", "cosine", "--lr-decay", "0.9"], "not both"),
-    (["--model", "fc", "--data-dir", "/tmp"], "--data-dir is only for --data cifar10"),
+    (["--model", "fc", "--data-dir", "/tmp"], "data_dir is only for 'cifar10'"),
     (["--model", "fc", "--data", "cifar10", "--data-dir", "/nonexistent/minidl"],
      "CIFAR-10 python batches not found in /nonexistent/minidl: download https://"),
-    (["--model", "fc", "--num-train", "5000"], "--num-train 5000 is more than the 1257"),
-    (["--resume", "/nonexistent/c.pkl"], "checkpoint '/nonexistent/c.pkl' does not exist"),
+    (["--model", "fc", "--num-train", "5000"], "num_train=5000 is more than the 1257"),
+    (["--resume", "/nonexistent/c.npz"], "checkpoint '/nonexistent/c.npz' does not exist"),
+    (["--model", "fc", "--allow-pickle"], "--allow-pickle only applies to --resume"),
 ])
 def test_bad_arguments_give_one_line_and_a_nonzero_exit(args, fragment, tmp_path):
     r = _run(*args, cwd=tmp_path)
@@ -192,8 +193,8 @@ def test_without_tqdm_a_plain_bar_prints_one_line_per_epoch(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "tqdm", None)  # makes `from tqdm import tqdm` fail
     stream = io.StringIO()
-    bar = training.progress_bar(10, "epoch 1/3", file=stream)
-    assert isinstance(bar, training.PlainBar)
+    bar = progress.progress_bar(10, "epoch 1/3", file=stream)
+    assert isinstance(bar, progress.PlainBar)
     for i in range(10):
         bar.set_postfix_str(f"loss={1.0 / (i + 1):.4g}")
         bar.update(1)
@@ -210,7 +211,7 @@ def test_a_plain_bar_resumed_mid_epoch_starts_from_its_position():
     import io
 
     stream = io.StringIO()
-    bar = training.PlainBar(10, "epoch 2/3", initial=4, file=stream)
+    bar = progress.PlainBar(10, "epoch 2/3", initial=4, file=stream)
     bar.update(1)
     assert "50%|#####     | 5/10" in bar.line()
 
@@ -239,5 +240,5 @@ def test_train_on_cifar10_batches_with_augmentation(tmp_path):
     assert "fc on cifar10: CIFAR-10" in r.stdout and "train/val/test 100/1000/50" in r.stdout
     assert "float64" in r.stdout and "augmented" in r.stdout
     assert re.search(r"test accuracy: [\d.]+% \(\d+/50\)", r.stdout)
-    settings = _history(tmp_path / "run" / "checkpoint.pkl")["extra"]["settings"]
+    settings = _history(tmp_path / "run" / "checkpoint.npz")["extra"]["settings"]
     assert settings["augment"] is True and settings["data"] == "cifar10"

@@ -98,9 +98,18 @@ def test_fast_conv_and_pool_aliases_are_the_fast_layers():
 def test_losses_optimizers_and_numeric_gradients_are_minidls():
     from minidl import losses
 
-    assert cs.softmax_loss is losses.softmax_loss and cs.svm_loss is losses.svm_loss
-    assert (cs.sgd, cs.sgd_momentum, cs.rmsprop, cs.adam) == \
-        (optim.sgd, optim.sgd_momentum, optim.rmsprop, optim.adam)
+    x, y = _r(5, 4), np.array([0, 3, 1, 2, 0])
+    for name in ("softmax_loss", "svm_loss"):
+        loss, dx = getattr(cs, name)(x, y)
+        ref_loss, ref_dx = getattr(losses, name)(x, y)
+        assert loss == ref_loss
+        np.testing.assert_array_equal(dx, ref_dx)
+    for name in ("sgd", "sgd_momentum", "rmsprop", "adam"):
+        w, dw = _r(3, 4), _r(3, 4, seed=1)
+        next_w, config = getattr(cs, name)(w, dw, {"learning_rate": 1e-2})
+        ref_w, ref_config = getattr(optim, name)(w, dw, {"learning_rate": 1e-2})
+        np.testing.assert_array_equal(next_w, ref_w)
+        assert sorted(config) == sorted(ref_config)
     assert cs.eval_numerical_gradient is gradcheck.eval_numerical_gradient
     assert cs.eval_numerical_gradient_array is gradcheck.eval_numerical_gradient_array
 

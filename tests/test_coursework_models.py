@@ -1,5 +1,6 @@
 """Coursework models (EECS 498-007 A3): initial loss, gradient checks in float64, L2
-regularisation, dtypes, dropout / batch norm modes, kaiming_initializer, save/load."""
+regularisation, dtypes, dropout / batch norm modes, kaiming_initializer, save/load, and
+to_module (the same network as minidl.nn modules)."""
 import numpy as np
 import pytest
 
@@ -257,3 +258,29 @@ def test_wrong_input_shape_is_reported_by_the_layer():
     model = ThreeLayerConvNet(input_dims=(3, 8, 8), num_filters=2, filter_size=3, hidden_dim=4)
     with pytest.raises(ValueError, match="Linear"):
         model.loss(np.zeros((2, 3, 10, 10)))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_to_module_computes_the_test_time_scores(name):
+    build, data = MODELS[name]
+    model = build(weight_scale=0.3, seed=0)
+    X, y = data(N=5)
+    model.loss(X, y)                   # a training pass: batch norm's running statistics
+    module = model.to_module()
+    assert not module.training and module.dtype == np.float64
+    np.testing.assert_allclose(module.forward(X), model.loss(X), rtol=1e-12, atol=1e-12)
+    assert len(module.params) == len(model.params)   # every parameter, once
+
+
+def test_to_module_of_the_cs231n_models():
+    from minidl.compat.cs231n.classifiers.cnn import ThreeLayerConvNet as CS231nConvNet
+    from minidl.compat.cs231n.classifiers.fc_net import FullyConnectedNet as CS231nFC
+
+    X, y = _img_data(N=4)
+    for model in (CS231nConvNet(input_dim=(2, 6, 6), num_filters=3, filter_size=3,
+                                hidden_dim=6, num_classes=C, weight_scale=0.3,
+                                dtype=np.float64, seed=0),
+                  CS231nFC([6], input_dim=72, num_classes=C, dropout_keep_ratio=0.5,
+                           normalization="batchnorm", dtype=np.float64, seed=0)):
+        model.loss(X, y)
+        np.testing.assert_allclose(model.to_module().forward(X), model.loss(X), rtol=1e-12)

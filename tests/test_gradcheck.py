@@ -101,7 +101,8 @@ def test_checker_uses_a_random_upstream_gradient():
 
         @staticmethod
         def backward(dout, cache):
-            return (cache > 0).astype(dout.dtype)
+            x, = cache.values  # the input ReLU.forward kept
+            return (x > 0).astype(dout.dtype)
 
     x = np.random.default_rng(0).standard_normal((4, 3))
     assert check_layer(ReLUIgnoringDout, x, dout=np.ones((4, 3))).passed
@@ -179,23 +180,29 @@ def test_checker_reports_gradients_of_the_wrong_shape_or_number():
         check_layer(TooFew, x, w, b)
 
 
+class BiasThenBatchNorm:
+    """x + b, then batch norm: the gradient of b is zero in exact arithmetic."""
+
+    @staticmethod
+    def forward(x, b, gamma, beta, bn_param):
+        return BatchNorm.forward(x + b, gamma, beta, bn_param)
+
+    @staticmethod
+    def backward(dout, cache):
+        dx, dgamma, dbeta = BatchNorm.backward(dout, cache)
+        return dx, dx.sum(axis=0), dgamma, dbeta
+
+
+def _bias_then_batchnorm_args():
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((5, 3)), rng.standard_normal(3), rng.standard_normal(3),
+            rng.standard_normal(3), {"mode": "train"})
+
+
 def test_zero_gradients_pass_at_the_noise_floor():
     """A bias before batch norm has an exactly zero gradient: both sides are rounding noise,
     so rel_error is meaningless there and the checker must not fail it."""
-    class BiasThenBatchNorm:
-        @staticmethod
-        def forward(x, b, gamma, beta, bn_param):
-            return BatchNorm.forward(x + b, gamma, beta, bn_param)
-
-        @staticmethod
-        def backward(dout, cache):
-            dx, dgamma, dbeta = BatchNorm.backward(dout, cache)
-            return dx, dx.sum(axis=0), dgamma, dbeta
-
-    rng = np.random.default_rng(0)
-    args = (rng.standard_normal((5, 3)), rng.standard_normal(3), rng.standard_normal(3),
-            rng.standard_normal(3), {"mode": "train"})
-    report = check_layer(BiasThenBatchNorm, *args)
+    report = check_layer(BiasThenBatchNorm, *_bias_then_batchnorm_args())
     report.assert_passed()
     assert report["b"].at_noise_floor and not report["x"].at_noise_floor
     assert "noise floor" in str(report)
@@ -222,4 +229,111 @@ def test_check_module_reports_a_wrong_module_gradient():
     bad = nn.Sequential(Broken(4, 3)).astype(np.float64)
     report = check_module(bad, x, elements=0)
     assert not report.passed
-    assert {r["name"] for r in report.failed} == {"0.weight"}
+    assert {r.name for r in report.failed} == {"0.weight"}
+
+
+# ----------------------------------------------------------------------------- one engine
+
+def test_both_modes_use_one_noise_floor_rule():
+    """noise_floor is NOISE_FACTOR * eps * max(sum|dout * out|, 1) / h, and it is the atol of
+    an element-wise check and of every directional probe (at the probe's step)."""
+    from minidl import nn
+    from minidl.gradcheck import NOISE_FACTOR, check_module, noise_floor, upstream_gradient
+
+    out, dout = np.array([[2.0, -4.0]]), np.array([[0.5, 1.0]])
+    eps = np.finfo(np.float64).eps
+    assert noise_floor(out, dout, 1e-6) == pytest.approx(NOISE_FACTOR * eps * 5.0 / 1e-6)
+    assert noise_floor(out * 1e-3, dout, 1e-6) == pytest.approx(NOISE_FACTOR * eps / 1e-6)
+    assert noise_floor((out, out), (dout, dout), 1e-5) == pytest.approx(
+        NOISE_FACTOR * eps * 10.0 / 1e-5)
+
+    x, w, b = _linear_args()
+    report = check_layer(Linear, x, w, b, seed=3)
+    expected = noise_floor(Linear.forward(x, w, b)[0], upstream_gradient((3, 5), 3), 1e-6)
+    assert [r.atol for r in report] == pytest.approx([expected] * 3)
+
+    net = nn.Sequential(nn.Linear(4, 3)).astype(np.float64)
+    report = check_module(net, x, seed=3, h=1e-5)
+    expected = noise_floor(net.forward(x), upstream_gradient((3, 3), 3), 1e-5)
+    probes = [p for r in report for p in r.probes]
+    assert probes and all(p.atol == pytest.approx(expected * (1e-5 / p.step)) for p in probes)
+
+
+def test_directional_mode_checks_a_layer_and_explains_the_failure():
+    x, w, b = _linear_args()
+    check_layer(Linear, x, w, b, mode="directional").assert_passed()
+    report = check_layer(CorruptedLinear, x, w, b, mode="directional", directions=3, elements=0)
+    assert [r.name for r in report.failed] == ["w"]
+    assert report["w"].n_bad == 3 and report["w"].n_checked == 3
+    text = str(report)
+    assert "[directional, float64" in text and "worst probe" in text
+    assert "dw direction 2: numeric" in text  # every failed probe, with both values
+
+
+def test_elementwise_mode_checks_a_module_element_by_element():
+    from minidl import nn
+    from minidl.gradcheck import check_module
+
+    class Broken(nn.Linear):
+        def _backward(self, dout):
+            dx = super()._backward(dout)
+            wrong = np.zeros_like(self.params["weight"])
+            wrong[2, 1] = 1.0
+            self._accumulate("weight", wrong)
+            return dx
+
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    report = check_module(nn.Sequential(Broken(4, 3)).astype(np.float64), x, mode="elementwise")
+    assert [r.name for r in report.failed] == ["0.weight"]
+    bad = report["0.weight"]
+    assert bad.index == (2, 1) and bad.n_bad == 1 and bad.n_checked == 12
+    assert bad.analytic - bad.numeric == pytest.approx(1.0, abs=1e-6)
+    assert report["input"].numeric_grad.shape == (5, 4)
+
+
+def test_zero_gradients_pass_at_the_noise_floor_in_directional_mode_too():
+    report = check_layer(BiasThenBatchNorm, *_bias_then_batchnorm_args(), mode="directional")
+    report.assert_passed()
+    assert report["b"].at_noise_floor and not report["x"].at_noise_floor
+
+
+def test_check_module_restores_parameters_and_running_statistics():
+    from minidl import nn
+    from minidl.gradcheck import check_module
+
+    net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)).astype(np.float64)
+    before = {k: v.copy() for k, v in net.state_dict().items()}
+    check_module(net, np.random.default_rng(0).standard_normal((6, 4)), joint=1).assert_passed()
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    assert all(not g.any() for g in net.grads.values())
+    with pytest.raises(TypeError, match="check_gradients: module must be a minidl.nn.Module"):
+        nn.check_gradients(Linear, np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"wrt names \['0.wieght'\] are not among"):
+        check_module(net, np.zeros((6, 4)), wrt=["input", "0.wieght"])
+
+
+def test_the_upstream_gradient_has_a_stream_of_its_own():
+    from minidl.gradcheck import upstream_gradient
+
+    dout = upstream_gradient((3, 5), 7)
+    assert not np.allclose(dout, np.random.default_rng(7).standard_normal((3, 5)))
+    assert not np.allclose(dout, upstream_gradient((3, 5), 7, 0))  # streams tell cases apart
+    x, w, b = _linear_args()
+    same = check_layer(Linear, x, w, b, seed=7, dout=dout)
+    default = check_layer(Linear, x, w, b, seed=7)
+    np.testing.assert_array_equal(same["w"].numeric_grad, default["w"].numeric_grad)
+
+
+def test_the_gradient_check_engine_imports_nothing_above_it():
+    """minidl.gradcheck sits below minidl.nn: the module check works on the Module protocol
+    and the engine on plain callables, so nothing is imported from nn (or models)."""
+    import ast
+    import pathlib
+
+    import minidl.gradcheck
+
+    tree = ast.parse(pathlib.Path(minidl.gradcheck.__file__).read_text())
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m.split(".")[0] in ("nn", "models", "minidl")]

@@ -3,12 +3,14 @@
 The geometries hypothesis draws here are the hard ones: padding at or above the input size,
 dilation at or above it, 1-pixel inputs, kernel taps that see only padding, and every
 stride/pad/dilation pair drawn independently per axis. Each convolution path is forced in
-its own test (batched im2col, its flat stride-1 copy, per-image im2col + GEMM, direct
-grouped and depthwise, 1x1, the NumPy fallback), and so are pooling and the raw
-im2col/col2im kernels, with the OpenMP loops forced parallel on two threads. The same file
+its own test (batched im2col, its flat stride-1 copy, per-image im2col + GEMM, the packed
+GEMM in blocks that end mid-row, direct grouped and depthwise, 1x1, the NumPy fallback), and
+so are pooling and the raw im2col/col2im kernels, with the OpenMP loops forced parallel on two threads. The same file
 runs under AddressSanitizer in CI (see .ci/run): an out-of-bounds read or write in any of
 these loops fails there even when the numbers happen to come out right.
 """
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,11 +18,10 @@ from hypothesis import strategies as st
 
 import minidl
 from minidl import _kernels
-from minidl._kernels import numpy_im2col
+from minidl._kernels import convolution, numpy_im2col
 from minidl.layers import AvgPool, Conv, FastConv, FastMaxPool, MaxPool
-from minidl.layers import conv as conv_mod
 
-from _conv_paths import forced_conv_path
+from _conv_paths import PATHS, forced_conv_path
 
 pytestmark = pytest.mark.skipif(not _kernels.compiled_available(),
                                 reason="compiled kernels not built")
@@ -83,6 +84,8 @@ def _check_against_naive(case, path):
     with forced_conv_path(path):
         out, cache = FastConv.forward(x, w, b, case["param"])
         got = (out,) + tuple(FastConv.backward(dout, cache))
+    plan = cache.values[0]
+    assert plan.algorithm == (PATHS[path] or "gemm_batched"), (plan, path)
     for name, r, g in zip(("out", "dx", "dw", "db"), ref, got):
         if r is None:
             assert g is None, name
@@ -98,14 +101,36 @@ def test_batched_im2col_path_matches_naive_on_extreme_geometries(case):
     _check_against_naive(case, "im2col")
 
 
+@contextlib.contextmanager
+def _packed_blocks(positions):
+    """The packed path in blocks of `positions` output positions (fewer only in the last), so
+    that blocks end inside output rows and inside the GEMM's panels."""
+    old = convolution.PACKED_BLOCK_POSITIONS, convolution.PACKED_BLOCK_ALIGN
+    convolution.PACKED_BLOCK_POSITIONS, convolution.PACKED_BLOCK_ALIGN = positions, positions
+    try:
+        yield
+    finally:
+        convolution.PACKED_BLOCK_POSITIONS, convolution.PACKED_BLOCK_ALIGN = old
+        convolution.settings_changed()
+
+
 @EXAMPLES
-@given(case=conv_geometries(same=True))
-def test_flat_stride1_im2col_matches_naive_when_pad_and_dilation_exceed_the_input(case):
+@given(case=conv_geometries(same=True), block=st.integers(1, 40))
+def test_flat_stride1_im2col_matches_naive_when_pad_and_dilation_exceed_the_input(case, block):
     x_shape, param = case["x_shape"], case["param"]
-    g = conv_mod.ConvGeometry("t", np.empty(x_shape), np.empty(case["w_shape"]), None, param)
+    g = _kernels.plan_conv("t", np.empty(x_shape), np.empty(case["w_shape"]), None, param)
     assert (g.sh, g.sw, g.WO) == (1, 1, g.W)  # the flat copy's condition
     _check_against_naive(case, "im2col")
     _check_against_naive(case, "images")
+    with _packed_blocks(block):
+        _check_against_naive(case, "packed")
+
+
+@EXAMPLES
+@given(case=conv_geometries(groups=(1, 3), n_max=4), block=st.integers(1, 40))
+def test_packed_gemm_path_matches_naive_on_extreme_geometries(case, block):
+    with _packed_blocks(block):
+        _check_against_naive(case, "packed")
 
 
 @pytest.mark.skipif(not _kernels.images_available(), reason="needs scipy's BLAS")
@@ -140,6 +165,8 @@ def test_pointwise_path_matches_naive_on_small_planes(n, c, f, h, w, groups, see
     case = dict(x_shape=(n, c * groups, h, w), w_shape=(f * groups, c, 1, 1),
                 param={"stride": 1, "pad": 0, "groups": groups}, bias=True, seed=seed)
     _check_against_naive(case, "1x1")
+    with _packed_blocks(1 + seed % 7):
+        _check_against_naive(case, "1x1")
 
 
 # ------------------------------------------------------------------ raw im2col / col2im

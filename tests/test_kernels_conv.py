@@ -4,6 +4,8 @@ Shapes are drawn by hypothesis: batch, channels, groups (incl. depthwise with a 
 multiplier), odd sizes, 1x1 and kernel = input size, stride, pad, dilation, float32/float64.
 Every path is forced in turn, so each kernel is compared on every draw.
 """
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,7 +14,9 @@ from hypothesis import strategies as st
 import minidl
 from minidl import _kernels
 from minidl.layers import Conv, FastConv
-from minidl.layers import conv as conv_mod
+from minidl._kernels import convolution
+
+from _conv_paths import PATHS, forced_conv_path
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +28,7 @@ def _every_loop_parallel():
     _kernels.set_parallel_min_work(old)
 
 TOL = {np.float64: 1e-10, np.float32: 2e-5}
-PATHS = ["auto", "im2col", "images", "direct", "numpy"]
+PATH_CHOICES = ["auto", "im2col", "images", "direct", "numpy"]
 
 
 @st.composite
@@ -58,18 +62,15 @@ def _arrays(case, bias=True):
 
 
 def _run_fast(x, w, b, param, dout, path):
-    """FastConv forward + backward with one algorithm forced."""
-    with pytest.MonkeyPatch.context() as m:
-        if path == "im2col":
-            m.setattr(conv_mod, "DIRECT_MAX_GROUP_CHANNELS", 0)
-            m.setattr(conv_mod, "IMAGES_MIN_POSITIONS", 10**9)
-        elif path == "images":
-            m.setattr(conv_mod, "DIRECT_MAX_GROUP_CHANNELS", 0)
-            m.setattr(conv_mod, "IMAGES_MIN_POSITIONS", 1)
-        elif path == "direct":
-            m.setattr(conv_mod, "DIRECT_MAX_GROUP_CHANNELS", 10**6)
-        elif path == "numpy":
-            m.setattr(_kernels, "_force_numpy", True)
+    """FastConv forward + backward with one algorithm forced (the automatic choice for
+    'auto'; geometries a forced path cannot run take the automatic choice too)."""
+    if path != "auto":
+        plan = _kernels.plan_conv("t", x, w, b, param)
+        runnable = convolution.runnable(plan)
+        if PATHS[path] is not None and PATHS[path] not in runnable:
+            path = "auto"
+    ctx = forced_conv_path(path) if path != "auto" else contextlib.nullcontext()
+    with ctx:
         out, cache = FastConv.forward(x, w, b, param)
         return (out,) + tuple(FastConv.backward(dout, cache))
 
@@ -82,7 +83,7 @@ def _assert_close(ref, got, dtype, what):
 
 
 @settings(max_examples=50, deadline=None)
-@given(case=conv_cases(), path=st.sampled_from(PATHS))
+@given(case=conv_cases(), path=st.sampled_from(PATH_CHOICES))
 def test_fast_conv_matches_naive_forward_and_every_gradient(case, path):
     x, w, b = _arrays(case)
     ref_out, cache = Conv.forward(x, w, b, case["param"])
@@ -103,7 +104,7 @@ def test_depthwise_mobilenet_cases_match_naive(k, stride, mult, dtype):
     w = rng.standard_normal((C * mult, 1, k, k)).astype(dtype)
     b = rng.standard_normal(C * mult).astype(dtype)
     param = {"stride": stride, "pad": k // 2, "groups": C, "floor_mode": True}
-    assert conv_mod._conv_path(conv_mod.ConvGeometry("t", x, w, b, param)) == "direct"
+    assert _kernels.plan_conv("t", x, w, b, param).algorithm == "direct_grouped"
     out, cache = Conv.forward(x, w, b, param)
     dout = rng.standard_normal(out.shape).astype(dtype)
     ref = (out,) + tuple(Conv.backward(dout, cache))
@@ -143,9 +144,9 @@ def test_fused_depthwise_backward_matches_naive_gradients(case):
     ref_out, ref_cache = Conv.forward(x, w, b, case["param"])
     dout = np.random.default_rng(case["seed"] + 1).standard_normal(ref_out.shape).astype(case["dtype"])
     ref = Conv.backward(dout, ref_cache)
-    assert conv_mod.DEPTHWISE_FUSED_BACKWARD
+    assert convolution.DEPTHWISE_FUSED_BACKWARD
     out, cache = FastConv.forward(x, w, b, case["param"])
-    assert conv_mod._conv_path(conv_mod.ConvGeometry("t", x, w, b, case["param"])) == "direct"
+    assert cache.values[0].algorithm == "direct_grouped"
     got = FastConv.backward(dout, cache)
     for name, r, g in zip(("dx", "dw", "db"), ref, got):
         if r is None:
@@ -166,23 +167,10 @@ def test_fused_depthwise_backward_agrees_with_separate_kernels(stride, pad, dil,
     out, cache = FastConv.forward(x, w, b, param)
     dout = rng.standard_normal(out.shape)
     fused = FastConv.backward(dout, cache)
-    monkeypatch.setattr(conv_mod, "DEPTHWISE_FUSED_BACKWARD", False)
+    monkeypatch.setattr(convolution, "DEPTHWISE_FUSED_BACKWARD", False)
     separate = FastConv.backward(dout, cache)
     for name, a, b_ in zip(("dx", "dw", "db"), fused, separate):
         np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12, err_msg=name)
-
-
-@pytest.mark.skipif(not _kernels.direct_available(), reason="compiled kernels not built")
-def test_fused_depthwise_backward_rejects_non_depthwise_weights():
-    x = np.zeros((1, 4, 5, 5))
-    dout = np.zeros((1, 4, 5, 5))
-    with pytest.raises(ValueError, match="conv_depthwise_backward: w .* is not depthwise"):
-        _kernels.conv_depthwise_backward(x, np.zeros((4, 2, 3, 3)), dout, 1, 1, 1, 1, 1, 1)
-    with pytest.raises(ValueError, match="conv_depthwise_backward: output height 5"):
-        _kernels.conv_depthwise_backward(x, np.zeros((4, 1, 3, 3)), dout, 1, 1, 0, 1, 1, 1)
-    with pytest.raises(TypeError, match="conv_depthwise_backward: dtype mismatch"):
-        _kernels.conv_depthwise_backward(x, np.zeros((4, 1, 3, 3), np.float32), dout,
-                                         1, 1, 1, 1, 1, 1)
 
 
 @pytest.mark.parametrize("groups", [1, 2])
@@ -191,16 +179,17 @@ def test_pointwise_conv_skips_im2col_and_matches_naive(groups, monkeypatch):
     x = rng.standard_normal((2, 4, 5, 3))
     w = rng.standard_normal((6, 4 // groups, 1, 1))
     param = {"stride": 1, "pad": 0, "groups": groups}
-    monkeypatch.setattr(conv_mod, "DIRECT_MAX_GROUP_CHANNELS", 0)
 
     def no_im2col(*a, **k):
         raise AssertionError("1x1 stride-1 convolution must not unfold its input")
 
     out_ref, cache_ref = Conv.forward(x, w, None, param)
-    monkeypatch.setattr(_kernels, "im2col_batched", no_im2col)
-    out, cache = FastConv.forward(x, w, None, param)
-    dout = rng.standard_normal(out.shape)
-    dx, dw, db = FastConv.backward(dout, cache)
+    monkeypatch.setattr(convolution, "_im2col_batched", no_im2col)
+    with forced_conv_path("1x1"):
+        out, cache = FastConv.forward(x, w, None, param)
+        assert cache.values[0].algorithm == "gemm_1x1"
+        dout = rng.standard_normal(out.shape)
+        dx, dw, db = FastConv.backward(dout, cache)
     dx_r, dw_r, db_r = Conv.backward(dout, cache_ref)
     assert db is None and db_r is None
     np.testing.assert_allclose(out, out_ref, atol=1e-12)
@@ -219,13 +208,14 @@ def test_workspace_limit_chunks_the_batch_with_the_same_results():
     ref = Conv.backward(dout, Conv.forward(x, w, b, param)[1])
     per_image = 3 * 9 * 36 * 8
     old = _kernels.set_workspace_limit(2 * per_image)  # two images per chunk: 3 chunks
-    assert conv_mod.CHUNK_TARGET_BYTES > 2 * per_image
+    assert convolution.CHUNK_TARGET_BYTES > 2 * per_image
     try:
-        g = conv_mod.ConvGeometry("t", x, w, b, param)
-        assert conv_mod._chunks(g, 8) == [(0, 2), (2, 4), (4, 5)]
-        out, cache = FastConv.forward(x, w, b, param)
-        assert cache[-1] is None  # the columns of a chunked batch are not kept
-        got = FastConv.backward(dout, cache)
+        with forced_conv_path("im2col"):
+            out, cache = FastConv.forward(x, w, b, param)
+            plan, _, _, saved = cache.values
+            assert plan.chunk == 2
+            assert saved is None  # the columns of a chunked batch are not kept
+            got = FastConv.backward(dout, cache)
     finally:
         _kernels.set_workspace_limit(old)
     np.testing.assert_allclose(out, out_ref, atol=1e-12)
@@ -237,14 +227,16 @@ def test_cache_keeps_inputs_not_large_column_matrices(monkeypatch):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 3, 8, 8))
     w = rng.standard_normal((4, 3, 3, 3))
-    _, cache = FastConv.forward(x, w, None, {"stride": 1, "pad": 1})
-    assert cache[-1] is not None and cache[-1].nbytes <= conv_mod.CACHE_COLS_BYTES
-    monkeypatch.setattr(conv_mod, "CACHE_COLS_BYTES", 0)
-    out, cache = FastConv.forward(x, w, None, {"stride": 1, "pad": 1})
-    assert cache[-1] is None and cache[0] is x
-    dout = rng.standard_normal(out.shape)
+    with forced_conv_path("im2col"):
+        _, cache = FastConv.forward(x, w, None, {"stride": 1, "pad": 1})
+        saved = cache.values[-1]
+        assert saved is not None and saved.nbytes <= convolution.CACHE_COLS_BYTES
+        monkeypatch.setattr(convolution, "CACHE_COLS_BYTES", 0)
+        out, cache = FastConv.forward(x, w, None, {"stride": 1, "pad": 1})
+        assert cache.values[-1] is None and cache.values[1] is x
+        dout = rng.standard_normal(out.shape)
+        got = FastConv.backward(dout, cache)
     ref = Conv.backward(dout, Conv.forward(x, w, None, {"stride": 1, "pad": 1})[1])
-    got = FastConv.backward(dout, cache)
     np.testing.assert_allclose(got[0], ref[0], atol=1e-11)
     np.testing.assert_allclose(got[1], ref[1], atol=1e-11)
 
@@ -284,16 +276,8 @@ def test_results_do_not_depend_on_the_thread_count():
         np.testing.assert_allclose(a, b_, atol=1e-11)
 
 
-@pytest.mark.skipif(not _kernels.direct_available(), reason="compiled kernels not built")
-def test_direct_kernel_rejects_sizes_that_would_read_out_of_bounds():
+def test_raw_im2col_kernel_rejects_sizes_that_would_read_out_of_bounds():
     x = np.zeros((1, 2, 5, 5))
-    w = np.zeros((2, 1, 3, 3))
-    with pytest.raises(ValueError, match="conv_direct_forward: output height 9"):
-        _kernels.conv_direct_forward(x, w, 2, 1, 1, 1, 1, 1, 1, 9, 5)
-    with pytest.raises(ValueError, match="groups=3"):
-        _kernels.conv_direct_forward(x, w, 3, 1, 1, 1, 1, 1, 1, 5, 5)
-    with pytest.raises(TypeError, match="dtype mismatch"):
-        _kernels.conv_direct_forward(x, w.astype(np.float32), 2, 1, 1, 1, 1, 1, 1, 5, 5)
     with pytest.raises(ValueError, match="im2col_batched: output width 7"):
         _kernels.im2col_batched(x, 3, 3, 1, 1, 0, 0, 1, 1, 3, 7)
 
@@ -314,14 +298,13 @@ def test_per_image_gemm_path_matches_naive_and_restores_blas_threads(groups, str
     w = rng.standard_normal((6, 4 // groups, 3, 3)).astype(dtype)
     b = rng.standard_normal(6).astype(dtype)
     param = {"stride": stride, "pad": pad, "dilation": dil, "groups": groups, "floor_mode": True}
-    monkeypatch.setattr(conv_mod, "IMAGES_MIN_POSITIONS", 1)
-    monkeypatch.setattr(conv_mod, "DIRECT_MAX_GROUP_CHANNELS", 0)
-    assert conv_mod._conv_path(conv_mod.ConvGeometry("t", x, w, b, param)) == "images"
     lib = _kernels._images_blas()
     threads_before = lib.num_threads
-    out, cache = FastConv.forward(x, w, b, param)
-    dout = rng.standard_normal(out.shape).astype(dtype)
-    got = (out,) + tuple(FastConv.backward(dout, cache))
+    with forced_conv_path("images"):
+        out, cache = FastConv.forward(x, w, b, param)
+        assert cache.values[0].algorithm == "gemm_images"
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        got = (out,) + tuple(FastConv.backward(dout, cache))
     assert lib.num_threads == threads_before
     ref_out, ref_cache = Conv.forward(x, w, b, param)
     ref = (ref_out,) + tuple(Conv.backward(dout, ref_cache))

@@ -92,6 +92,34 @@ def test_output_shape_without_data_agrees_with_forward():
         assert module.output_shape(shape) == out.shape[1:], module
 
 
+
+def test_trace_shapes_reports_each_layer_in_order_without_drawing_parameters():
+    model = nn.Sequential({
+        "conv": nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        "relu": nn.ReLU(),
+        "inception": nn.Concat(nn.Conv2d(8, 2, 1, bias=False), nn.MaxPool2d(3, 1, padding=1)),
+        "flatten": nn.Flatten(),
+        "fc": nn.Linear(10 * 5 * 5, 4),
+    })
+    out, layers = model.trace_shapes((3, 9, 9))
+    assert out == model.output_shape((3, 9, 9)) == (4,)
+    assert [t.name for t in layers] == ["conv", "relu", "inception.branch1", "inception.branch2",
+                                        "inception", "flatten", "fc"]
+    by_name = {t.name: t for t in layers}
+    conv = by_name["conv"]
+    assert (conv.in_shape, conv.out_shape, conv.num_params) == ((3, 9, 9), (8, 5, 5), 8 * 27 + 8)
+    assert (conv.filters, conv.kernel, conv.stride, conv.pad) == (8, "3", "2", "1")
+    assert conv.flops == 8 * 5 * 5 * 3 * 9 and conv.module is model.conv
+    join = by_name["inception"]                 # a Concat join is a row of its own
+    assert (join.in_shape, join.out_shape, join.num_params, join.flops) == (
+        (8, 5, 5), (10, 5, 5), 0, 0)
+    assert by_name["fc"].num_params == 250 * 4 + 4 and by_name["fc"].flops == 250 * 4
+    assert sum(t.num_params for t in layers) == model.num_params()
+    assert all(not m._params for m in model.modules())   # shapes only: nothing drawn
+    with pytest.raises(ShapeError, match="fc"):
+        model.trace_shapes((3, 7, 7))
+
+
 def test_maxpool_ceil_mode_follows_pytorch_sizes_and_values():
     # PyTorch: out = ceil((H + 2p - k) / s) + 1, minus 1 if the last window starts in the padding
     for size, k, s, p, want in [(112, 3, 2, 0, 56), (14, 2, 2, 0, 7), (13, 3, 2, 0, 6),
@@ -276,6 +304,7 @@ LAYER_CASES = [
     ("linear", nn.Linear(6, 4), (6,)),
     ("batchnorm2d", nn.BatchNorm2d(3), (3, 3, 2)),
     ("batchnorm1d", nn.BatchNorm1d(5), (5,)),
+    ("layernorm", nn.LayerNorm(5), (5,)),
     ("maxpool ceil", nn.MaxPool2d(3, 2, ceil_mode=True), (2, 6, 7)),
     ("maxpool pad", nn.MaxPool2d(3, 2, padding=1), (2, 5, 5)),
     ("avgpool", nn.AvgPool2d(3, 2, padding=1), (2, 5, 6)),
@@ -397,10 +426,27 @@ def test_classifier_model_gives_the_coursework_loss_interface():
         w[idx] = old
         assert (lp - lm) / (2 * h) == pytest.approx(grads[name][idx], rel=1e-5, abs=1e-9)
     assert sorted(model._reg_names) == ["conv1.weight", "fc.weight"]
+    assert nn.Conv2d.regularized_params == nn.Linear.regularized_params == ("weight",)
+    assert nn.BatchNorm2d.regularized_params == () and nn.Conv2d.kind == "conv"
     model.params["fc.bias"] = np.zeros(4)          # Solver's write-through assignment
     np.testing.assert_array_equal(net.fc.bias, np.zeros(4))
     with pytest.raises(ValueError, match="label"):
         model.loss(X, np.array([0, 1, 2, 3, 9]))
+
+
+def test_l2_follows_regularized_params_not_the_summary_kind():
+    class ScaledLinear(nn.Linear):
+        kind = "other"                              # a different summary label ...
+        regularized_params = ("weight", "bias")     # ... and L2 on the bias as well
+
+    net = nn.Sequential({"fc": ScaledLinear(3, 2), "out": nn.Linear(2, 2)}).astype(np.float64)
+    model = nn.ClassifierModel(net, reg=0.5)
+    assert sorted(model._reg_names) == ["fc.bias", "fc.weight", "out.weight"]
+    X, y = rand(4, 3), np.array([0, 1, 1, 0])
+    loss, _ = model.loss(X, y)
+    data_loss, _ = nn.ClassifierModel(net).loss(X, y)
+    penalty = sum(np.sum(model.params[k] ** 2) for k in model._reg_names)
+    assert loss == pytest.approx(data_loss + 0.5 * penalty)
 
 
 def test_classifier_model_reshapes_flat_rows():

@@ -1,6 +1,4 @@
 """Training zoo models: a float32 ResNet-20 step through FastConv, and Solver on digits."""
-import pickle
-
 import numpy as np
 
 import minidl
@@ -8,12 +6,12 @@ from minidl import nn
 from minidl.layers.conv import FastConv
 from minidl.losses import softmax_loss
 from minidl.models import zoo
-from minidl.solver import Solver
+from minidl.solver import Solver, read_checkpoint
 
 
 def test_resnet20_float32_training_step_runs_through_fastconv(monkeypatch):
     calls = {"forward": 0, "backward": 0}
-    forward, backward = FastConv.forward, FastConv.backward
+    forward, backward = FastConv.run, FastConv.backward  # nn.Conv2d runs its kept plan
 
     def counted(name, fn):
         def wrapper(*args):
@@ -21,7 +19,7 @@ def test_resnet20_float32_training_step_runs_through_fastconv(monkeypatch):
             return fn(*args)
         return staticmethod(wrapper)
 
-    monkeypatch.setattr(FastConv, "forward", counted("forward", forward))
+    monkeypatch.setattr(FastConv, "run", counted("forward", forward))
     monkeypatch.setattr(FastConv, "backward", counted("backward", backward))
     nn.manual_seed(0)
     model = zoo.resnet20(num_classes=10)
@@ -61,8 +59,8 @@ def test_solver_trains_a_zoo_model_on_the_digits(tmp_path):
     solver.train()
     test_acc = solver.check_accuracy(data["X_test"], data["y_test"])
     assert solver.best_val_acc >= 0.8 and test_acc >= 0.8, (solver.best_val_acc, test_acc)
-    with open(tmp_path / "resnet8_epoch_2.pkl", "rb") as f:
-        checkpoint = pickle.load(f)
-    restored = checkpoint["model"]
-    assert isinstance(restored, nn.ClassifierModel)
-    assert set(restored.params) == set(model.params)
+    checkpoint = read_checkpoint(tmp_path / "resnet8_epoch_2.npz")
+    assert checkpoint["model_class"] == "minidl.nn.classifier.ClassifierModel"
+    assert list(checkpoint["params"]) == list(model.params)
+    assert list(checkpoint["model_state"]["buffers"]) == [n for n, _ in
+                                                          model.module.named_buffers()]

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import subprocess
 import sys
 import time
 
@@ -14,7 +15,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ROOT / "assignments"
 # The course's order (issue 5): one notebook per topic.
 COURSE = ["01_fully_connected_and_gradcheck", "02_update_rules", "03_dropout",
-          "04_convolutional_networks", "05_batch_normalization", "06_cnn_architectures"]
+          "04_convolutional_networks", "05_batch_normalization", "06_cnn_architectures",
+          "07_visualizing_cnns"]
 NOTEBOOKS = [ASSIGNMENTS / f"{name}.ipynb" for name in COURSE]
 CELL_TIMEOUT = 300  # seconds per cell: generous, for a loaded CI machine; quick cells take ~1 s
 
@@ -81,6 +83,24 @@ def test_student_version_blanks_every_solution_and_keeps_the_rest(tmp_path):
                 ast.parse(_source(after))  # the stub is valid, indented code
             else:  # markdown (which may mention the markers) and other code: unchanged
                 assert _source(after) == _source(before)
+
+
+def test_student_notebooks_start_beside_the_helper_they_import(tmp_path):
+    # The blanked notebooks import course_utils: it must be copied beside them, and their
+    # first cell (imports, data, settings) must run from the output folder.
+    tool = _load_make_student_version()
+    assert tool.main(["--out", str(tmp_path)] + [str(p) for p in NOTEBOOKS]) == 0
+    assert (tmp_path / "course_utils.py").read_bytes() == \
+        (ASSIGNMENTS / "course_utils.py").read_bytes()
+    assert not (tmp_path / "make_student_version.py").exists()
+    first_cells = [_code_cells(_load(tmp_path / p.name))[0] for p in NOTEBOOKS]
+    assert all("course_utils" in cell for cell in first_cells)
+    script = "import json, sys\nfor src in json.load(sys.stdin):\n    exec(src, {})\nprint('ok')"
+    env = dict(os.environ, MPLBACKEND="Agg", MINIDL_QUICK="1", PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    r = subprocess.run([sys.executable, "-c", script], input=json.dumps(first_cells),
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr
 
 
 def test_student_version_rejects_unbalanced_markers():

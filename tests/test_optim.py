@@ -103,3 +103,58 @@ def test_rules_reject_state_from_another_parameter():
     with pytest.raises(ValueError, match=r"adam: config\['m'\] has shape \(3,\) but w has shape "
                                          r"\(4,\); use one config dict per parameter"):
         adam(np.ones(4), np.ones(4), config)
+
+
+@pytest.mark.parametrize("rule, key, value, expected", [
+    (sgd, "learning_rate", -1e-3, r"a finite number >= 0, got -0.001"),
+    (sgd, "learning_rate", float("nan"), r"a finite number >= 0, got nan"),
+    (sgd_momentum, "momentum", 1.0, r"in \[0, 1\), got 1.0"),
+    (sgd_momentum, "momentum", -0.1, r"in \[0, 1\), got -0.1"),
+    (rmsprop, "decay_rate", 1.5, r"in \[0, 1\], got 1.5"),
+    (rmsprop, "decay_rate", -0.01, r"in \[0, 1\], got -0.01"),
+    (rmsprop, "epsilon", 0.0, r"a finite number > 0, got 0.0"),
+    (adam, "beta1", 1.0, r"in \[0, 1\), got 1.0"),
+    (adam, "beta2", -0.5, r"in \[0, 1\), got -0.5"),
+    (adam, "beta2", 1.2, r"in \[0, 1\), got 1.2"),
+    (adam, "epsilon", -1e-8, r"a finite number > 0, got -1e-08"),
+    (adam, "learning_rate", -1, r"a finite number >= 0, got -1"),
+])
+def test_out_of_range_hyperparameters_name_the_rule_the_key_and_the_value(rule, key, value,
+                                                                         expected):
+    config = {key: value}
+    with pytest.raises(ValueError, match=rf"^{rule.__name__}: config\['{key}'\] must be "
+                                         + expected):
+        rule(np.ones(3), np.ones(3), config)
+    assert not any(k in config for k in ("velocity", "cache", "m", "v"))  # nothing stepped
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_the_edges_of_the_ranges_are_accepted(rule):
+    config = {"learning_rate": 0.0, "momentum": 0.0, "decay_rate": 1.0, "beta1": 0.0,
+              "beta2": 0.0, "epsilon": 1e-12}
+    w = np.ones(3)
+    next_w, _ = rule(w, np.ones(3), {k: v for k, v in config.items()})
+    np.testing.assert_array_equal(next_w, w)  # learning rate 0: nothing moves
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_a_non_numeric_hyperparameter_is_a_type_error(rule):
+    with pytest.raises(TypeError, match=rf"{rule.__name__}: config\['learning_rate'\] must be a "
+                                        r"number, got str '0.1'"):
+        rule(np.ones(3), np.ones(3), {"learning_rate": "0.1"})
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_integer_weights_and_mixed_precision_are_refused(rule):
+    name = rule.__name__
+    with pytest.raises(TypeError, match=rf"{name}: w must be a float32 or float64 array, got "
+                                        r"int64 \(3,\)"):
+        rule(np.arange(3), np.ones(3))
+    with pytest.raises(TypeError, match=rf"{name}: w is float32 but dw is float64"):
+        rule(np.ones(3, dtype=np.float32), np.ones(3))
+
+
+def test_adam_refuses_a_negative_step_count():
+    with pytest.raises(ValueError, match=r"adam: config\['t'\] \(the number of steps taken\) "
+                                         r"must be an integer >= 0, got -1"):
+        adam(np.ones(2), np.ones(2), {"t": -1})

@@ -111,7 +111,7 @@ def test_conv_sandwiches_float32_in_float32_out(layer):
 
 def test_sandwiches_report_errors_of_their_parts():
     a = _conv_args(CONV_CASES[0])
-    with pytest.raises(ValueError, match=r"SpatialBatchNorm: gamma must have shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"SpatialBatchNormReLU: gamma must have shape \(3,\)"):
         Conv_BatchNorm_ReLU.forward(a["x"], a["w"], a["b"], a["gamma"][:2], a["beta"],
                                     a["conv_param"], {"mode": "train"})
     with pytest.raises(ValueError, match=r"FastConv: x must be 4-D"):

@@ -1,6 +1,5 @@
 """Solver (EECS 498-007 A3 training loop): overfitting, histories, RNG, checkpoints, errors."""
 import os
-import pickle
 
 import numpy as np
 import pytest
@@ -8,7 +7,7 @@ import pytest
 from minidl import optim
 from minidl.data import load_digits
 from minidl.models import FullyConnectedNet, ThreeLayerConvNet, TwoLayerNet
-from minidl.solver import Solver
+from minidl.solver import Solver, read_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -174,12 +173,14 @@ def test_checkpoints_are_written_each_check(tmp_path):
                     seed=0, checkpoint_name=name)
     solver.train()
     files = sorted(os.listdir(tmp_path))
-    assert files == ["run_epoch_0.pkl", "run_epoch_1.pkl", "run_epoch_2.pkl"]
-    with open(tmp_path / "run_epoch_2.pkl", "rb") as f:
-        ckpt = pickle.load(f)
+    # The course's <name>_epoch_<k> files, in minidl's checkpoint format (.npz, no pickle).
+    assert files == ["run_epoch_0.npz", "run_epoch_1.npz", "run_epoch_2.npz"]
+    ckpt = read_checkpoint(tmp_path / "run_epoch_2.npz")
     assert ckpt["epoch"] == 2
     assert ckpt["loss_history"] == solver.loss_history
-    assert set(ckpt["model"].params) == set(solver.model.params)
+    assert set(ckpt["params"]) == set(solver.model.params)
+    for k, v in ckpt["params"].items():
+        np.testing.assert_array_equal(v, solver.optimizer.parameters().param(k))
 
 
 def test_time_limit_stops_training_early(capsys):
@@ -200,11 +201,16 @@ def test_verbose_prints_loss_and_accuracy_lines(capsys):
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    ({"bogus": 1}, ValueError, "Unrecognized arguments \"bogus\""),
+    ({"bogus": 1}, ValueError, "^Solver: Unrecognized arguments \"bogus\"$"),
+    ({"num_epoch": 3}, ValueError, 'Solver: Unrecognized arguments "num_epoch" \\(did you mean '
+                                   '"num_epochs"\\?\\)'),
     ({"update_rule": "nesterov"}, ValueError, "invalid update_rule \"nesterov\""),
     ({"update_rule": 3}, TypeError, "update_rule must be"),
     ({"device": "cuda"}, ValueError, "CPU only"),
     ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"optim_config": [("learning_rate", 1)]}, TypeError, "optim_config must be a dict"),
+    ({"checkpoint_extra": {"f": print}}, TypeError, "checkpoint_extra\\['f'\\] is a "
+                                                    "builtin_function_or_method"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -220,3 +226,43 @@ def test_missing_or_mismatched_data_is_reported():
     data["y_train"] = data["y_train"][:-1]
     with pytest.raises(ValueError, match="X_train has 40 rows"):
         Solver(_tiny_model(), data)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("num_epochs", -1), ("num_epochs", 0), ("num_epochs", 2.0), ("batch_size", 2.5),
+    ("batch_size", 0), ("batch_size", "10"), ("batch_size", True), ("num_train_samples", 0),
+    ("num_val_samples", -5), ("print_every", 0), ("print_acc_every", 1.5),
+])
+def test_non_positive_integer_options_are_refused_when_the_solver_is_made(key, value):
+    with pytest.raises(ValueError, match=rf"^Solver: {key} must be a positive integer"
+                                         rf"( or None)?, got {value!r}"):
+        Solver(_tiny_model(), _tiny_data(), **{key: value})
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"lr_decay": -0.5}, "Solver: lr_decay must be a positive number, got -0.5"),
+    ({"lr_decay": 0}, "Solver: lr_decay must be a positive number, got 0"),
+    ({"seed": -1}, r"Solver: seed must be None or an integer >= 0, got -1"),
+])
+def test_other_out_of_range_options_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Solver(_tiny_model(), _tiny_data(), **kwargs)
+
+
+def test_numpy_integers_are_accepted_as_counts():
+    solver = Solver(_tiny_model(), _tiny_data(), batch_size=np.int64(10), num_epochs=np.int32(1),
+                    verbose=False, seed=0)
+    solver.train()
+    assert solver.batch_size == 10 and type(solver.batch_size) is int
+    assert len(solver.loss_history) == 4
+
+
+def test_an_update_rule_with_an_out_of_range_config_fails_before_training_changes_anything():
+    model = _tiny_model()
+    before = {k: v.copy() for k, v in model.params.items()}
+    solver = Solver(model, _tiny_data(), update_rule="adam", optim_config={"beta1": 1.0},
+                    verbose=False, seed=0)
+    with pytest.raises(ValueError, match=r"adam: config\['beta1'\] must be in \[0, 1\), got 1.0"):
+        solver.train()
+    for k, v in before.items():
+        np.testing.assert_array_equal(model.params[k], v)

@@ -1,7 +1,9 @@
 """Solver checkpoints: an interrupted and resumed run equals an uninterrupted one, writes are
-atomic, and corrupt or mismatched checkpoints give clear errors."""
+atomic, and corrupt or mismatched checkpoints give clear errors. (What the file format refuses
+to run or to trust: test_checkpoint_safety.py.)"""
 import os
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -83,7 +85,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(digits, tmp_pat
     whole = _solver(make_model, digits, options)
     whole.train()
 
-    path = str(tmp_path / "ckpt.pkl")
+    path = str(tmp_path / "ckpt.npz")
     first = _solver(make_model, digits, options, cls=StopAt, checkpoint_path=path)
     first.stop_after = stop_after
     first.train()
@@ -114,23 +116,40 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(digits, tmp_pat
 
 def test_the_checkpoint_holds_what_a_resume_needs(digits, tmp_path):
     make_model, options = SETUPS["batchnorm-adam-step-augment"]
-    path = tmp_path / "c.pkl"
+    path = tmp_path / "c.npz"
     solver = _solver(make_model, digits, options, checkpoint_path=str(path),
                      checkpoint_extra={"note": "hello"})
     solver.train()
     ckpt = read_checkpoint(path)
+    assert ckpt["format"] == "minidl.solver.checkpoint/2" and len(ckpt["sha256"]) == 64
     assert ckpt["epoch"] == 3 and ckpt["iteration"] == 12 and ckpt["num_epochs"] == 3
     assert ckpt["loss_history"] == solver.loss_history
     assert ckpt["val_acc_history"] == solver.val_acc_history
-    assert set(ckpt["optim_configs"]) == set(solver.model.params)
-    assert {"m", "v", "t"} <= set(ckpt["optim_configs"]["W1"])  # Adam's state
+    assert list(ckpt["params"]) == list(solver.model.params)
+    np.testing.assert_array_equal(ckpt["params_flat"],
+                                  np.concatenate([v.ravel() for v in ckpt["params"].values()]))
+    for k, v in ckpt["best_params"].items():  # train() put the best parameters back
+        np.testing.assert_array_equal(solver.model.params[k], v)
+    # Adam's state: one config for the whole flat buffer (an elementwise rule).
+    (group,) = ckpt["optimizer"]["groups"]
+    assert group["name"] == "*" and group["config"]["t"] == 12 and group["arrays"] == ["m", "v"]
+    np.testing.assert_array_equal(ckpt["optimizer_arrays"]["0/m"],
+                                  solver.optimizer.groups[0].config["m"])
+    assert ckpt["base_lrs"] == {"*": 3e-3}  # the step schedule's starting point
     assert ckpt["rng_state"] == solver.rng.bit_generator.state
+    keys = ckpt["numpy_global_state"][1]
+    np.testing.assert_array_equal(keys, np.random.get_state()[1])
     assert ckpt["extra"] == {"note": "hello"}
     assert set(ckpt["best_params"]) == set(solver.model.params)
+    assert ckpt["model_settings"]["batchnorm"] is True and ckpt["model_settings"]["reg"] == 0.0
+    running = ckpt["model_state"]["bn_params"][0]
+    assert running["mode"] == "test"
+    np.testing.assert_array_equal(running["running_mean"],
+                                  solver.model.bn_params[0]["running_mean"])
 
 
 def test_loading_restores_the_model_in_place(digits, tmp_path):
-    path = str(tmp_path / "c.pkl")
+    path = str(tmp_path / "c.npz")
     a = Solver(TwoLayerNet(input_dim=64, hidden_dim=8, seed=0, dtype=np.float64), digits,
                num_epochs=2, batch_size=20, verbose=False, seed=0, checkpoint_path=path)
     a.train(return_best_params=False)
@@ -144,26 +163,30 @@ def test_loading_restores_the_model_in_place(digits, tmp_path):
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint_intact(digits, tmp_path, monkeypatch):
-    path = tmp_path / "c.pkl"
+    path = tmp_path / "c.npz"
     solver = Solver(TwoLayerNet(input_dim=64, hidden_dim=8, seed=0, dtype=np.float64), digits,
                     num_epochs=1, batch_size=20, verbose=False, seed=0)
     solver.save_checkpoint(str(path))
     good = path.read_bytes()
 
-    def disk_full(obj, f, protocol=None):
-        f.write(b"half a pickle")
-        raise OSError(28, "No space left on device")
+    writestr = zipfile.ZipFile.writestr
 
-    monkeypatch.setattr(pickle, "dump", disk_full)
+    def disk_full(self, name, data, *args, **kwargs):
+        if name.endswith(".npy"):
+            writestr(self, name, data[: len(data) // 2])
+            raise OSError(28, "No space left on device")
+        return writestr(self, name, data, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", disk_full)
     solver.epoch = 99
     with pytest.raises(OSError, match="No space left"):
         solver.save_checkpoint(str(path))
     assert path.read_bytes() == good
-    assert os.listdir(tmp_path) == ["c.pkl"]  # no temporary file left behind
+    assert os.listdir(tmp_path) == ["c.npz"]  # no temporary file left behind
 
 
 def _garbage(path):
-    path.write_bytes(b"\x80\x04this is not a pickle")
+    path.write_bytes(b"this is neither a zip nor a pickle")
 
 
 def _truncated(path, solver):
@@ -173,13 +196,14 @@ def _truncated(path, solver):
 
 
 @pytest.mark.parametrize("damage, message", [
-    ("garbage", "truncated, corrupt or not a pickle"),
-    ("truncated", "truncated, corrupt or not a pickle"),
-    ("other pickle", "not a minidl Solver checkpoint"),
+    ("garbage", "is not a minidl checkpoint"),
+    ("truncated", "is corrupted: the file is damaged or truncated"),
+    ("other pickle", "is a pickle checkpoint .* allow_pickle=True"),
+    ("other zip", "is not a minidl Solver checkpoint .*without checkpoint.json"),
     ("missing", "does not exist"),
 ])
 def test_corrupt_checkpoints_give_a_clear_error(digits, tmp_path, damage, message):
-    path = tmp_path / "c.pkl"
+    path = tmp_path / "c.npz"
     solver = Solver(TwoLayerNet(input_dim=64, hidden_dim=8, seed=0, dtype=np.float64), digits,
                     verbose=False, seed=0)
     if damage == "garbage":
@@ -188,13 +212,15 @@ def test_corrupt_checkpoints_give_a_clear_error(digits, tmp_path, damage, messag
         _truncated(path, solver)
     elif damage == "other pickle":
         path.write_bytes(pickle.dumps({"model": 1}))
+    elif damage == "other zip":
+        np.savez(path, W1=np.ones(3))
     with pytest.raises(CheckpointError, match=message) as info:
         solver.load_checkpoint(str(path))
-    assert "c.pkl" in str(info.value) and "\n" not in str(info.value)
+    assert "c.npz" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_a_checkpoint_of_another_model_is_refused_and_nothing_changes(digits, tmp_path):
-    path = str(tmp_path / "c.pkl")
+    path = str(tmp_path / "c.npz")
     Solver(TwoLayerNet(input_dim=64, hidden_dim=8, seed=0, dtype=np.float64), digits,
            num_epochs=1, batch_size=20, verbose=False, seed=0, checkpoint_path=path).train()
     model = TwoLayerNet(input_dim=64, hidden_dim=16, seed=0, dtype=np.float64)
@@ -213,7 +239,7 @@ def test_a_checkpoint_of_another_model_is_refused_and_nothing_changes(digits, tm
     (dict(update_rule="adam"), "update_rule was minidl.optim.sgd, now minidl.optim.adam"),
 ])
 def test_a_checkpoint_of_another_setup_is_refused(digits, tmp_path, change, message):
-    path = str(tmp_path / "c.pkl")
+    path = str(tmp_path / "c.npz")
     Solver(TwoLayerNet(input_dim=64, hidden_dim=8, seed=0, dtype=np.float64), digits,
            num_epochs=1, batch_size=20, verbose=False, seed=0, checkpoint_path=path).train()
     options = dict(num_epochs=1, batch_size=20, verbose=False, seed=0)
@@ -225,7 +251,7 @@ def test_a_checkpoint_of_another_setup_is_refused(digits, tmp_path, change, mess
 
 
 def test_resuming_a_finished_run_with_more_epochs_trains_on(digits, tmp_path):
-    path = str(tmp_path / "c.pkl")
+    path = str(tmp_path / "c.npz")
     whole = Solver(TwoLayerNet(input_dim=64, hidden_dim=8, seed=0, dtype=np.float64), digits,
                    num_epochs=3, batch_size=20, verbose=False, seed=0)
     whole.train()

@@ -10,7 +10,8 @@ import minidl
 from minidl import nn
 from minidl.models import zoo
 from minidl.models.zoo.resnet import BasicBlock, ResNet
-from minidl.summary import KINDS, Summary, main, summary
+from minidl import cli
+from minidl.summary import KINDS, Summary, summary
 
 
 def rows_by_name(s):
@@ -290,6 +291,11 @@ def test_summary_rejects_what_it_cannot_count():
 
 
 # ---------------------------------------------------------------------------- command line
+def main(argv):
+    """``minidl summary ARGV`` in-process; returns the exit status."""
+    return cli.main(["summary", *argv])
+
+
 def test_cli_prints_the_table(capsys):
     assert main(["alexnet_lecture", "--input", "3,227,227"]) == 0
     out = capsys.readouterr().out
@@ -309,6 +315,50 @@ def test_cli_errors_are_one_line_with_a_nonzero_status(capsys):
     assert main(["alexnet", "--input", "3,32,32"]) == 1
     assert "features.12" in capsys.readouterr().err
     assert main(["resnet18", "-o", "widht=3"]) == 1
-    with pytest.raises(SystemExit) as e:
-        main(["resnet18", "--input", "3,x,y"])
-    assert e.value.code == 2
+    capsys.readouterr()
+    assert main(["resnet18", "--input", "3,x,y"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert main([]) == 2                                        # no NAME: a usage error
+    assert "give a model NAME" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, flops", [
+    ("true", resnet_macs(True, [3, 4, 6, 3])), ("YES", resnet_macs(True, [3, 4, 6, 3])),
+    ("1", resnet_macs(True, [3, 4, 6, 3])), ("False", resnet_macs(True, [3, 4, 6, 3], False)),
+    ("no", resnet_macs(True, [3, 4, 6, 3], False)), ("0", resnet_macs(True, [3, 4, 6, 3], False)),
+])
+def test_cli_yes_no_options_take_true_false_1_0_yes_no(capsys, text, flops):
+    assert main(["resnet50", "-o", f"stride_in_1x1={text}"]) == 0
+    assert f"Total FLOPs:  {flops:,} multiply-adds" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ["maybe", "", "2", "Truee", "None"])
+def test_cli_rejects_a_yes_no_option_that_is_neither(capsys, text):
+    assert main(["resnet50", "-o", f"stride_in_1x1={text}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"minidl summary: error: -o stride_in_1x1={text}: expected a "
+                             "boolean (true/false, 1/0, yes/no)"), err
+
+
+@pytest.mark.parametrize("argv", [["--input", "-3,32,32"], ["--input=-3,32,32"],
+                                  ["--input", "3,0,32"]])
+def test_cli_input_sizes_must_be_positive_and_say_so(capsys, argv):
+    assert main(["resnet18", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "argument --input: expected positive sizes C,H,W such as 3,224,224" in err[0], err
+    assert "expected one argument" not in err[0]
+
+
+def test_cli_points_at_in_channels_when_the_input_has_other_channels(capsys):
+    assert main(["mobilenet_v2_cifar", "--input", "1,8,8"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "expects 3 input channels, got 1" in err[0]
+    assert err[0].endswith("(the model is built for 3 input channels; for 1, add "
+                           "-o in_channels=1)"), err
+    assert main(["mobilenet_v2_cifar", "--input", "1,8,8", "-o", "in_channels=1"]) == 0
+    assert "input 1x8x8" in capsys.readouterr().out
+    # the hint is only for a channel mismatch: a too small image gets the plain error
+    assert main(["alexnet", "--input", "3,32,32"]) == 1
+    assert "in_channels" not in capsys.readouterr().err

@@ -1,32 +1,31 @@
 """minidl's compiled kernels, and the NumPy path used when they are not built.
 
-``layers/`` calls only the functions here; they pick the compiled kernel when it was built
-and the vectorised NumPy path otherwise (warning once, with the command that builds them).
-Arguments are checked by the layers before they get here; this module checks again only what
-the C code needs to stay in bounds (dtype, contiguity, array shapes, window extents), so a
-wrong call raises ValueError instead of reading outside an array.
+``layers/`` calls only what is here; the compiled kernel runs when it was built and the
+vectorised NumPy path otherwise (warning once, with the command that builds them).
 
 What is here:
 
+* ``convolution``: ``ConvPlan`` / ``plan_conv`` (a convolution validated once into a cached
+  plan: sizes, multiply-adds, algorithm, workspace), the algorithms behind FastConv
+  (``convolution.forward`` / ``convolution.backward``) and their setting
+  (``set_conv_algorithm``, ``set_conv_autotune``);
 * ``im2col`` / ``col2im`` (per-image column layout) and ``im2col_batched`` /
-  ``col2im_batched`` (images side by side, for one GEMM over a chunk of the batch);
-* ``conv_images_forward`` / ``conv_images_backward``: im2col + GEMM one image per OpenMP
-  thread, each calling the BLAS single-threaded (the BLAS behind scipy.linalg.cython_blas,
-  found at run time; ``images_available()`` says whether it was), so that the OpenMP pool and
-  the BLAS pool never compete for the cores;
-* ``conv_direct_forward`` / ``conv_direct_backward_data`` / ``conv_direct_backward_filter``:
-  grouped and depthwise convolution without im2col (vectorised loops over output rows);
-  ``conv_depthwise_backward``: all three depthwise gradients in one pass over dout;
+  ``col2im_batched`` (images side by side), checked wrappers for callers outside the plans
+  (pooling's NumPy path, the CS231n names, tests);
 * ``maxpool_forward`` / ``maxpool_backward`` / ``avgpool_forward`` / ``avgpool_backward``;
 * ``batchnorm_forward_train`` / ``batchnorm_backward``: spatial batch norm in two passes each;
-* the im2col workspace bound: ``set_workspace_limit(nbytes)`` / ``get_workspace_limit()``
-  (default 256 MB, or MINIDL_WORKSPACE_MB at import). FastConv processes the batch in chunks
-  whose column matrix fits in it (and, for speed, in ``minidl.layers.conv.CHUNK_TARGET_BYTES``);
-  ``workspace(name, shape, dtype)`` hands out the reusable scratch arrays it unfolds into,
-  ``release_workspaces()`` frees them.
+* ``relu_forward`` / ``relu_backward``;
+* ``gemm``: minidl's own packed GEMM (checked, one thread; ``gemm_info()`` names its
+  micro-kernel);
+* threads (``omp_max_threads``, ``set_parallel_min_work``: small calls stay serial), the
+  per-image path's BLAS (``images_available``), the workspace bound
+  (``set_workspace_limit(nbytes)``, default 256 MB or MINIDL_WORKSPACE_MB) and the reusable
+  scratch arrays (``workspace(name, shape, dtype)``, ``release_workspaces()``).
 
-``direct_available()`` says whether the direct kernels (everything but im2col/col2im) are
-built; the layers fall back to NumPy formulas when they are not.
+Every wrapper checks what its C code needs to stay in bounds (dtype, contiguity, shapes,
+window extents) before entering it, so a wrong call raises ValueError instead of reading
+outside an array; the convolution algorithms take a ConvPlan instead, which did those checks
+once. ``direct_available()`` says whether the compiled kernels beyond im2col/col2im can run.
 """
 import os
 import threading
@@ -34,12 +33,14 @@ import warnings
 
 import numpy as np
 
-from . import numpy_im2col
+from . import convolution, numpy_im2col
+from .convolution import (ConvPlan, forced_algorithm, get_conv_algorithm, get_conv_autotune,
+                          plan_conv, set_conv_algorithm, set_conv_autotune)
 
 try:  # the compiled extensions are optional (see setup.py); they are built as one set
-    from . import _common, _conv, _direct_conv, _eltwise, _norm, _pool
+    from . import _common, _conv, _direct_conv, _eltwise, _gemm, _norm, _pool
 except ImportError:  # pragma: no cover - exercised only on machines without a compiler
-    _common = _conv = _direct_conv = _eltwise = _norm = _pool = None
+    _common = _conv = _direct_conv = _eltwise = _gemm = _norm = _pool = None
 
 _BUILD_HINT = "pip install -e . (needs a C compiler and Cython)"
 _warned = False
@@ -74,6 +75,7 @@ def set_workspace_limit(nbytes):
     if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 1:
         raise ValueError(f"set_workspace_limit: nbytes must be a positive integer, got {nbytes!r}")
     old, _workspace_limit = _workspace_limit, int(nbytes)
+    convolution.settings_changed()
     return old
 
 
@@ -127,6 +129,7 @@ def use_compiled(flag=None):
     global _force_numpy
     if flag is not None:
         _force_numpy = not flag
+        convolution.settings_changed()
     return compiled_available() and not _force_numpy
 
 
@@ -164,6 +167,7 @@ def set_omp_threads(n):
     """Set the OpenMP thread count of the kernels' runtime (a no-op without OpenMP)."""
     if openmp_enabled():
         _common.set_omp_threads(n)
+    convolution.settings_changed()
 
 
 PARALLEL_MIN_WORK = 131072
@@ -186,6 +190,7 @@ def set_parallel_min_work(n):
     _parallel_min_work = int(n)
     if _common is not None:  # the copy the compiled loops read
         _common.set_parallel_min_work(_parallel_min_work)
+    convolution.settings_changed()
 
 
 def get_parallel_min_work():
@@ -221,6 +226,46 @@ def _window_fits(fn, axis, size, k, s, p, d, out):
     if (out - 1) * s + d * (k - 1) + 1 > size + 2 * p:
         raise ValueError(f"{fn}: output {axis} {out} needs {(out - 1) * s + d * (k - 1) + 1} "
                          f"padded input rows/columns, but the input has {size} + 2*{p}")
+
+
+# ---------------------------------------------------------------------------- GEMM
+
+def gemm(a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
+    """op(a) @ op(b) through minidl's own packed GEMM (``_gemm``), on the calling thread.
+
+    a (m, k), or (k, m) with trans_a; b (k, n), or (n, k) with trans_b; both float32 or both
+    float64. out: None (a new (m, n) array) or a C-contiguous (m, n) array of their dtype,
+    overwritten, or added to when accumulate is True. Returns out. For tests and benchmarks:
+    the convolutions call the GEMM from their own OpenMP loops.
+    """
+    _require_direct("gemm")
+    a = _float_array("gemm", "a", a, 2)
+    b = _float_array("gemm", "b", b, 2)
+    _check_dtypes("gemm", a=a, b=b)
+    m, k = a.shape[::-1] if trans_a else a.shape
+    kb, n = b.shape[::-1] if trans_b else b.shape
+    if kb != k:
+        raise ValueError(f"gemm: op(a) is {m}x{k} (a {a.shape}, trans_a={trans_a}) but op(b) "
+                         f"is {kb}x{n} (b {b.shape}, trans_b={trans_b}); inner sizes differ")
+    if out is None:
+        if accumulate:
+            raise ValueError("gemm: accumulate=True needs an out array to add to")
+        out = np.empty((m, n), dtype=a.dtype)
+    elif (not isinstance(out, np.ndarray) or out.shape != (m, n) or out.dtype != a.dtype
+          or not out.flags.c_contiguous or not out.flags.writeable):
+        raise ValueError(f"gemm: out must be a writeable C-contiguous {a.dtype} array of shape "
+                         f"{(m, n)}, got {getattr(out, 'dtype', type(out).__name__)} "
+                         f"{getattr(out, 'shape', '')}")
+    ws = np.empty(_gemm.workspace_size(a.dtype == np.float64, m, n, k), dtype=a.dtype)
+    _gemm.matmul(a, b, out, bool(trans_a), bool(trans_b), bool(accumulate), ws)
+    return out
+
+
+def gemm_info():
+    """The GEMM micro-kernel this CPU runs: {'isa': 'avx512' | 'avx2' | 'baseline',
+    'float32': (MR, NR, KC, MC, NC), 'float64': (...)} (register tile and cache blocks), or
+    None without the compiled kernels."""
+    return _gemm.blocking() if _gemm is not None else None
 
 
 # ---------------------------------------------------------------------------- im2col
@@ -357,14 +402,6 @@ def images_available():
     return not _force_numpy and bool(_images_blas())
 
 
-def _images_threads(n_img, per_image_bytes, work):
-    """Threads for the per-image loop: at most one per image, workspaces within the bound,
-    and one when the whole call is too small to be worth waking the others (work in MACs)."""
-    if work < _parallel_min_work:
-        return 1
-    return max(1, min(n_img, omp_max_threads(), get_workspace_limit() // max(per_image_bytes, 1)))
-
-
 class _SingleThreadedBlas:
     """Hold the per-image path's BLAS at one thread (calls from inside OpenMP threads)."""
 
@@ -379,185 +416,10 @@ class _SingleThreadedBlas:
             self.lib.set_num_threads(self.old)
 
 
-def _conv_inputs(fn, x, w, b, groups, sh, sw, ph, pw, dh, dw, ho, wo):
-    """The checks every convolution kernel's forward makes before entering C: float arrays
-    of one dtype, sizes that fit, a bias of one value per filter (or None)."""
-    x = _float_array(fn, "x", x, 4)
-    w = _float_array(fn, "w", w, 4)
-    _check_dtypes(fn, x=x, w=w)
-    _conv_dims(fn, x.shape, w.shape, groups, sh, sw, ph, pw, dh, dw, ho, wo)
-    if b is not None:
-        b = _float_array(fn, "b", b, 1)
-        _check_dtypes(fn, x=x, b=b)
-        if b.shape != (w.shape[0],):
-            raise ValueError(f"{fn}: b {b.shape} must have {w.shape[0]} values")
-    return x, w, b
-
-
-def conv_images_forward(x, w, groups, sh, sw, ph, pw, dh, dw, ho, wo, b=None):
-    """Convolution x (N, C, H, W) * w (F, C/G, KH, KW) (+ b (F,)) -> (N, F, HO, WO) by per-image
-    im2col + GEMM, the images spread over the OpenMP threads (each with a one-thread BLAS)."""
-    if not images_available():
-        raise RuntimeError("conv_images_forward: needs the compiled kernels and scipy's BLAS")
-    x, w, b = _conv_inputs("conv_images_forward", x, w, b, groups, sh, sw, ph, pw, dh, dw, ho, wo)
-    n, c = x.shape[:2]
-    k = c * w.shape[2] * w.shape[3]
-    nt = _images_threads(n, k * ho * wo * x.itemsize, n * w.shape[0] * k // groups * ho * wo)
-    ws = workspace("images_cols", (nt, k * ho * wo), x.dtype)
-    out = np.empty((n, w.shape[0], ho * wo), dtype=x.dtype)
-    if out.size:
-        with _SingleThreadedBlas():
-            _conv.conv_forward_images(x, w, b, out, ws, groups, sh, sw, ph, pw, dh, dw,
-                                                 ho, wo)
-    return out.reshape(n, w.shape[0], ho, wo)
-
-
-def conv_images_backward(x, w, dout, groups, sh, sw, ph, pw, dh, dw):
-    """Gradients of conv_images_forward: dout (N, F, HO, WO) -> dx (N, C, H, W), dw (F, C/G, KH, KW)."""
-    if not images_available():
-        raise RuntimeError("conv_images_backward: needs the compiled kernels and scipy's BLAS")
-    fn = "conv_images_backward"
-    x = _float_array(fn, "x", x, 4)
-    w = _float_array(fn, "w", w, 4)
-    dout = _float_array(fn, "dout", dout, 4)
-    _check_dtypes(fn, x=x, w=w, dout=dout)
-    n, c = x.shape[:2]
-    f, ho, wo = dout.shape[1:]
-    if dout.shape[0] != n or f != w.shape[0]:
-        raise ValueError(f"{fn}: dout {dout.shape} does not fit x {x.shape} and w {w.shape}")
-    _conv_dims(fn, x.shape, w.shape, groups, sh, sw, ph, pw, dh, dw, ho, wo)
-    k = c * w.shape[2] * w.shape[3]
-    nt = _images_threads(n, 2 * k * ho * wo * x.itemsize, n * f * k // groups * ho * wo)
-    ws_cols = workspace("images_cols", (nt, k * ho * wo), x.dtype)
-    ws_dcols = workspace("images_dcols", (nt, k * ho * wo), x.dtype)
-    dw_part = np.zeros((nt, w.size), dtype=x.dtype)
-    dx = np.empty(x.shape, dtype=x.dtype)
-    if dx.size and dout.size:
-        with _SingleThreadedBlas():
-            _conv.conv_backward_images(x, w, dout.reshape(n, f, ho * wo), dx, dw_part,
-                                                  ws_cols, ws_dcols, groups, sh, sw, ph, pw,
-                                                  dh, dw, ho, wo)
-    else:
-        dx[...] = 0
-    return dx, dw_part.sum(axis=0).reshape(w.shape)
-
-
-# ---------------------------------------------------------------- direct grouped conv
-
 def _require_direct(fn):
     if not direct_available():
         raise RuntimeError(f"{fn}: the compiled kernels are not available (not built, or "
                            f"use_compiled(False)); build them with: {_BUILD_HINT}")
-
-
-def _conv_dims(fn, x_shape, w_shape, groups, sh, sw, ph, pw, dh, dw, ho, wo):
-    n, c, h, wd = x_shape
-    f, cg, kh, kw = w_shape
-    if groups < 1 or c % groups or f % groups or cg * groups != c:
-        raise ValueError(f"{fn}: x {tuple(x_shape)} and w {tuple(w_shape)} do not fit "
-                         f"groups={groups}")
-    _window_fits(fn, "height", h, kh, sh, ph, dh, ho)
-    _window_fits(fn, "width", wd, kw, sw, pw, dw, wo)
-
-
-def conv_direct_forward(x, w, groups, sh, sw, ph, pw, dh, dw, ho, wo, b=None):
-    """Grouped convolution without im2col: x (N, C, H, W), w (F, C/G, KH, KW), b (F,) or None
-    -> (N, F, HO, WO), the bias added in the kernel while each plane is in cache.
-
-    Parallel over (image, group); each piece copies its padded input once and accumulates
-    whole output rows (vectorised). Meant for few channels per group (depthwise: C/G == 1).
-    """
-    _require_direct("conv_direct_forward")
-    x, w, b = _conv_inputs("conv_direct_forward", x, w, b, groups, sh, sw, ph, pw, dh, dw, ho, wo)
-    out = np.empty((x.shape[0], w.shape[0], ho, wo), dtype=x.dtype)
-    if out.size and _direct_conv.gconv_forward(x, w, b, out, groups, sh, sw, ph, pw, dh, dw):
-        raise MemoryError("conv_direct_forward: could not allocate a padded input buffer")
-    return out
-
-
-def conv_direct_backward_data(dout, w, x_shape, groups, sh, sw, ph, pw, dh, dw):
-    """Gradient to the input of conv_direct_forward: dout (N, F, HO, WO) -> dx (N, C, H, W)."""
-    _require_direct("conv_direct_backward_data")
-    dout = _float_array("conv_direct_backward_data", "dout", dout, 4)
-    w = _float_array("conv_direct_backward_data", "w", w, 4)
-    _check_dtypes("conv_direct_backward_data", dout=dout, w=w)
-    x_shape = tuple(int(s) for s in x_shape)
-    if dout.shape[:2] != (x_shape[0], w.shape[0]):
-        raise ValueError(f"conv_direct_backward_data: dout {dout.shape} does not fit x "
-                         f"{x_shape} and w {w.shape}")
-    _conv_dims("conv_direct_backward_data", x_shape, w.shape, groups, sh, sw, ph, pw, dh, dw,
-               dout.shape[2], dout.shape[3])
-    G, Fg, Cg, kh, kw = groups, w.shape[0] // groups, w.shape[1], w.shape[2], w.shape[3]
-    qh, qw = dh * (kh - 1) - ph, dw * (kw - 1) - pw
-    if sh == sw == 1 and qh >= 0 and qw >= 0:
-        # stride 1: the input gradient is itself a grouped convolution, of dout padded by
-        # dilation*(K-1) - pad with the flipped kernel and in/out channels swapped per group,
-        # so it runs the (faster) forward kernel
-        wt = w.reshape(G, Fg, Cg, kh, kw).transpose(0, 2, 1, 3, 4)[:, :, :, ::-1, ::-1]
-        wt = np.ascontiguousarray(wt).reshape(G * Cg, Fg, kh, kw)
-        return conv_direct_forward(dout, wt, G, 1, 1, qh, qw, dh, dw, x_shape[2], x_shape[3])
-    dx = np.empty(x_shape, dtype=dout.dtype)
-    if dx.size and _direct_conv.gconv_backward_data(dout, w, dx, groups, sh, sw, ph, pw, dh, dw):
-        raise MemoryError("conv_direct_backward_data: could not allocate a padded buffer")
-    return dx
-
-
-def conv_direct_backward_filter(x, dout, w_shape, groups, sh, sw, ph, pw, dh, dw, with_db=False):
-    """Gradient to the weights of conv_direct_forward: -> dw (F, C/G, KH, KW), or (dw, db)
-    with ``with_db`` (db (F,), the bias gradient, summed in the same pass). Parallel over groups."""
-    _require_direct("conv_direct_backward_filter")
-    x = _float_array("conv_direct_backward_filter", "x", x, 4)
-    dout = _float_array("conv_direct_backward_filter", "dout", dout, 4)
-    _check_dtypes("conv_direct_backward_filter", x=x, dout=dout)
-    w_shape = tuple(int(s) for s in w_shape)
-    if dout.shape[:2] != (x.shape[0], w_shape[0]):
-        raise ValueError(f"conv_direct_backward_filter: dout {dout.shape} does not fit x "
-                         f"{x.shape} and w {w_shape}")
-    _conv_dims("conv_direct_backward_filter", x.shape, w_shape, groups, sh, sw, ph, pw, dh, dw,
-               dout.shape[2], dout.shape[3])
-    dw_ = np.zeros(w_shape, dtype=x.dtype)
-    db = np.zeros(w_shape[0], dtype=x.dtype) if with_db else None
-    if dw_.size and x.size and _direct_conv.gconv_backward_filter(x, dout, dw_, db, groups, sh, sw, ph,
-                                                         pw, dh, dw):
-        raise MemoryError("conv_direct_backward_filter: could not allocate a padded buffer")
-    return (dw_, db) if with_db else dw_
-
-
-def conv_depthwise_backward(x, w, dout, sh, sw, ph, pw, dh, dw, with_db=False):
-    """Depthwise backward (groups == C, w (F, 1, KH, KW), F a multiple of C) in one pass:
-    x (N, C, H, W), dout (N, F, HO, WO) -> (dx (N, C, H, W), dw (F, 1, KH, KW), db (F,) or None).
-
-    One piece per (image, channel), in parallel: each reads its dout planes from memory once
-    for all three gradients (conv_direct_backward_data + conv_direct_backward_filter read
-    them twice). The pieces write their own shares of dw/db, summed over images here, so the
-    result does not depend on the thread count.
-    """
-    fn = "conv_depthwise_backward"
-    _require_direct("conv_depthwise_backward")
-    x = _float_array(fn, "x", x, 4)
-    w = _float_array(fn, "w", w, 4)
-    dout = _float_array(fn, "dout", dout, 4)
-    _check_dtypes(fn, x=x, w=w, dout=dout)
-    n, c = x.shape[:2]
-    f = w.shape[0]
-    if w.shape[1] != 1 or f % c:
-        raise ValueError(f"{fn}: w {w.shape} is not depthwise for x {x.shape} (needs "
-                         f"(k*C, 1, KH, KW))")
-    if dout.shape[:2] != (n, f):
-        raise ValueError(f"{fn}: dout {dout.shape} does not fit x {x.shape} and w {w.shape}")
-    _conv_dims(fn, x.shape, w.shape, c, sh, sw, ph, pw, dh, dw, dout.shape[2], dout.shape[3])
-    dx = np.empty(x.shape, dtype=x.dtype)
-    dw_part = np.empty((n,) + w.shape[:1] + w.shape[2:], dtype=x.dtype)
-    db_part = np.empty((n, f), dtype=x.dtype) if with_db else None
-    if dx.size == 0 or dw_part.size == 0:
-        dx[...] = 0
-        return dx, np.zeros(w.shape, x.dtype), (np.zeros(f, x.dtype) if with_db else None)
-    wflip = np.ascontiguousarray(w[:, :, ::-1, ::-1])
-    if _direct_conv.depthwise_backward_fused(x, dout, w, wflip, dx, dw_part, db_part, sh, sw, ph, pw,
-                                    dh, dw):
-        raise MemoryError(f"{fn}: could not allocate a padded buffer")
-    dw_ = dw_part.sum(axis=0).reshape(w.shape)
-    return dx, dw_, (db_part.sum(axis=0) if with_db else None)
 
 
 # ---------------------------------------------------------------------------- pooling
@@ -728,5 +590,6 @@ def relu_backward(dout, x):
     return dx
 
 
+from .fused import *  # noqa: E402,F401,F403 - batch norm + ReLU, add + ReLU (see fused.py)
 from .winograd import (winograd_available, winograd_backward_data,  # noqa: E402 (needs the names above)
                        winograd_backward_filter, winograd_forward, winograd_workspace_bytes)

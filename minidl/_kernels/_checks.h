@@ -17,9 +17,9 @@
             abort();                                                                        \
         }                                                                                   \
     } while (0)
-static int minidl_debug_checks(void) { return 1; }
+static inline int minidl_debug_checks(void) { return 1; }
 #else
 #define MINIDL_CHECK(cond) ((void)0)
-static int minidl_debug_checks(void) { return 0; }
+static inline int minidl_debug_checks(void) { return 0; }
 #endif
 #endif

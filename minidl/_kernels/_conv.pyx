@@ -9,7 +9,11 @@ Two column layouts, the same rows (c, i, j) and columns (y, x):
 * batched, (C*KH*KW, N, HO*WO): the images side by side, so that a whole chunk of the batch
   is one GEMM W (F, C*KH*KW) @ cols (C*KH*KW, N*HO*WO); ``im2col_batched`` / ``col2im_batched``.
 
-Both are parallel over (image, channel) pairs, each of which owns its rows of cols (or its
+And the packed path (``conv_forward_packed`` / ``conv_backward_packed``): minidl's own GEMM
+(``_gemm``) on blocks of output positions, im2col writing each block straight into the GEMM's
+packed panels.
+
+Both layouts are parallel over (image, channel) pairs, each of which owns its rows of cols (or its
 plane of dx), so no two threads write the same memory. The Python wrappers in
 ``minidl._kernels`` validate shapes, dtypes and contiguity; every loop here also clamps its
 column range to the row it writes (_tap_range, _flat_range), so that no geometry can make it
@@ -19,6 +23,7 @@ from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 
 from ._common cimport MINIDL_CHECK, floating, gemm, threads_for
+from . cimport _gemm
 
 
 def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
@@ -375,3 +380,193 @@ def conv_backward_images(const floating[:, :, :, ::1] x, const floating[:, :, :,
             for c in range(C):
                 _fold_channel_owned(dcols + c * KH * KW * P, P, dxp + (n * C + c) * H * W,
                                     H, W, KH, KW, sh, sw, ph, pw, dh, dw, ho, wo)
+
+
+# ------------------------------------------------------------------------------------------
+# Convolution through minidl's own GEMM (_gemm), one block of output positions at a time.
+#
+# Forward: the weights are packed once (the GEMM's A panels, shared by all threads); then each
+# (image, group, block of `nc` output positions) is one OpenMP piece, whose im2col goes
+# straight into the GEMM's B panels (no column matrix in memory, no second copy) and stays in
+# L2 while the micro-kernels multiply it. Backward, first the input gradient, parallel over
+# (image, group): per block, dcols = w^T @ dout (w^T packed once) is folded into dx at once;
+# then the weight gradient, parallel over blocks of its columns (rows of the im2col matrix):
+# each piece unfolds its own rows of every block and accumulates dout @ cols^T into its own
+# columns of dw. Each value of out, dx and dw is thus summed by one thread in one fixed order,
+# so the results do not depend on the number of threads. A 1x1 convolution with stride 1 and
+# no padding reads x and writes dx directly (its im2col matrix is x itself).
+
+cdef inline bint _pointwise(int KH, int KW, int sh, int sw, int ph, int pw) noexcept nogil:
+    return KH == 1 and KW == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
+
+
+cdef long _packed_a_size(bint dbl, long m, long k) noexcept nogil:
+    return _gemm.dpacked_a_size(m, k) if dbl else _gemm.spacked_a_size(m, k)
+
+
+cdef long _packed_b_size(bint dbl, long k, long n) noexcept nogil:
+    return _gemm.dpacked_b_size(k, n) if dbl else _gemm.spacked_b_size(k, n)
+
+
+cdef long _gemm_workspace(bint dbl, long m, long n, long k) noexcept nogil:
+    return _gemm.dgemm_workspace(m, n, k) if dbl else _gemm.sgemm_workspace(m, n, k)
+
+
+def packed_workspace(bint double, int G, int Fg, int Kg, int nc, int krows, bint pointwise):
+    """Sizes (elements) the packed path needs: (weights, per_thread): the packed weights of
+    all G groups (w for forward, w^T for backward; the larger), and one thread's scratch for
+    blocks of nc output positions and dw pieces of krows columns (forward or backward)."""
+    cdef long weights = G * max(_packed_a_size(double, Fg, Kg), _packed_a_size(double, Kg, Fg))
+    cdef long fwd = _packed_b_size(double, Kg, nc)
+    cdef long bwd_dx = _packed_b_size(double, Fg, nc) + (0 if pointwise else <long>Kg * nc)
+    cdef long bwd_dw = (0 if pointwise else <long>krows * nc) + _gemm_workspace(double, Fg, krows, nc)
+    return weights, max(fwd, bwd_dx, bwd_dw)
+
+
+def conv_forward_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                        const floating[::1] bias, floating[:, :, ::1] out,
+                        floating[::1] w_packed, floating[:, ::1] ws, int groups, int sh,
+                        int sw, int ph, int pw, int dh, int dw, int ho, int wo, int nc):
+    """out (N, F, HO*WO) = conv(x (N, C, H, W), w (F, C/G, KH, KW)) + bias (F,; or None).
+
+    One OpenMP piece per (image, group, block of nc output positions). w_packed and ws (one
+    row per thread; its row count is the number of threads) are sized by packed_workspace."""
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int F = w.shape[0], Cg = w.shape[1], KH = w.shape[2], KW = w.shape[3]
+    cdef int G = groups, Fg = F // groups, Kg = Cg * KH * KW, P = ho * wo
+    cdef bint dbl = floating is double, pointwise = _pointwise(KH, KW, sh, sw, ph, pw)
+    cdef long a_size = _packed_a_size(dbl, Fg, Kg)
+    cdef Py_ssize_t nblk = (P + nc - 1) // nc if nc > 0 else 0
+    if nc < 1 or out.shape[0] != N or out.shape[1] != F or out.shape[2] != P or \
+            w_packed.shape[0] < G * a_size or ws.shape[1] < _packed_b_size(dbl, Kg, nc):
+        raise ValueError(f"conv_forward_packed: out {(out.shape[0], out.shape[1], out.shape[2])}"
+                         f", w_packed {w_packed.shape[0]}, ws {(ws.shape[0], ws.shape[1])} or "
+                         f"nc {nc} do not fit x {(N, C, H, W)}, w {(F, Cg, KH, KW)}")
+    cdef int nt = ws.shape[0]
+    cdef Py_ssize_t u, n, g, blk, f, q, q0, q1
+    cdef floating *bp
+    cdef floating *o
+    cdef const floating *xg
+    cdef floating bf
+    cdef const floating *xp = &x[0, 0, 0, 0]
+    cdef const floating *wp = &w[0, 0, 0, 0]
+    cdef floating *op = &out[0, 0, 0]
+    cdef floating *wpk = &w_packed[0]
+    cdef floating *wsp = &ws[0, 0]
+    cdef Py_ssize_t wstride = ws.shape[1]
+    cdef const floating *biasp = NULL
+    if bias is not None:
+        biasp = &bias[0]
+    with nogil:
+        for g in range(G):
+            _gemm.pack_a(False, wp + g * Fg * Kg, Kg, Fg, Kg, wpk + g * a_size)
+        for u in prange(N * G * nblk, num_threads=nt, schedule="dynamic"):
+            n = u // (G * nblk)
+            g = (u // nblk) % G
+            blk = u % nblk
+            q0 = blk * nc
+            q1 = min(q0 + nc, P)
+            MINIDL_CHECK(threadid() < nt)  # one workspace row per thread of this region
+            bp = wsp + threadid() * wstride
+            xg = xp + (n * C + g * Cg) * H * W
+            if pointwise:
+                _gemm.pack_b(False, xg + q0, P, Kg, q1 - q0, bp)
+            else:
+                _gemm.pack_b_im2col(xg, Cg, H, W, KH, KW, sh, sw, ph, pw, dh, dw, wo, q0, q1, bp)
+            o = op + (n * F + g * Fg) * P + q0
+            _gemm.gemm_prepacked(Fg, q1 - q0, Kg, wpk + g * a_size, bp, o, P, False)
+            if biasp != NULL:
+                for f in range(Fg):
+                    bf = biasp[g * Fg + f]
+                    for q in range(q1 - q0):
+                        o[f * P + q] = o[f * P + q] + bf
+
+
+def conv_backward_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                         const floating[:, :, ::1] dout, floating[:, :, :, ::1] dx,
+                         floating[:, ::1] dw_out, floating[::1] w_packed, floating[:, ::1] ws,
+                         int groups, int sh, int sw, int ph, int pw, int dh, int dw, int ho,
+                         int wo, int nc, int krows):
+    """dx (N, C, H, W) and dw_out (F, C/G*KH*KW; must start zeroed, accumulated into) from
+    dout (N, F, HO*WO): dx parallel over (image, group), dw over pieces of krows of its
+    columns. w_packed and ws (one row per thread) are sized by packed_workspace."""
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int F = w.shape[0], Cg = w.shape[1], KH = w.shape[2], KW = w.shape[3]
+    cdef int G = groups, Fg = F // groups, Kg = Cg * KH * KW, P = ho * wo
+    cdef bint dbl = floating is double, pointwise = _pointwise(KH, KW, sh, sw, ph, pw)
+    cdef long a_size = _packed_a_size(dbl, Kg, Fg), b_size = _packed_b_size(dbl, Fg, nc)
+    cdef Py_ssize_t nblk = (P + nc - 1) // nc if nc > 0 else 0
+    cdef Py_ssize_t kpieces = (Kg + krows - 1) // krows if krows > 0 else 0
+    if nc < 1 or krows < 1 or dout.shape[0] != N or dout.shape[1] != F or \
+            dout.shape[2] != P or dw_out.shape[0] != F or dw_out.shape[1] != Kg or \
+            w_packed.shape[0] < G * a_size or ws.shape[1] < max(
+                b_size + (0 if pointwise else <long>Kg * nc),
+                (0 if pointwise else <long>krows * nc) + _gemm_workspace(dbl, Fg, krows, nc)):
+        raise ValueError(f"conv_backward_packed: dout {(dout.shape[0], dout.shape[1], dout.shape[2])}"
+                         f", dw {(dw_out.shape[0], dw_out.shape[1])}, w_packed "
+                         f"{w_packed.shape[0]}, ws {(ws.shape[0], ws.shape[1])}, nc {nc} or "
+                         f"krows {krows} do not fit x {(N, C, H, W)}, w {(F, Cg, KH, KW)}")
+    cdef int nt = ws.shape[0]
+    cdef Py_ssize_t u, n, g, blk, q0, q1, k0, k1
+    cdef floating *bp
+    cdef floating *dcols
+    cdef floating *cols
+    cdef floating *gws
+    cdef floating *dxg
+    cdef const floating *xg
+    cdef const floating *d
+    cdef const floating *xp = &x[0, 0, 0, 0]
+    cdef const floating *wp = &w[0, 0, 0, 0]
+    cdef const floating *dp = &dout[0, 0, 0]
+    cdef floating *dxp = &dx[0, 0, 0, 0]
+    cdef floating *dwp = &dw_out[0, 0]
+    cdef floating *wpk = &w_packed[0]
+    cdef floating *wsp = &ws[0, 0]
+    cdef Py_ssize_t wstride = ws.shape[1]
+    with nogil:
+        # dx: per block, dcols (Kg x block) = w[g]^T @ dout[n, g, block], folded into dx[n, g]
+        for g in range(G):
+            _gemm.pack_a(True, wp + g * Fg * Kg, Kg, Kg, Fg, wpk + g * a_size)
+        for u in prange(N * G, num_threads=nt, schedule="dynamic"):
+            n = u // G
+            g = u % G
+            MINIDL_CHECK(threadid() < nt)
+            bp = wsp + threadid() * wstride
+            dcols = bp + b_size
+            dxg = dxp + (n * C + g * Cg) * H * W
+            if not pointwise:
+                memset(dxg, 0, <size_t>Cg * H * W * sizeof(floating))
+            for blk in range(nblk):
+                q0 = blk * nc
+                q1 = min(q0 + nc, P)
+                _gemm.pack_b(False, dp + (n * F + g * Fg) * P + q0, P, Fg, q1 - q0, bp)
+                if pointwise:
+                    _gemm.gemm_prepacked(Kg, q1 - q0, Fg, wpk + g * a_size, bp, dxg + q0, P,
+                                         False)
+                else:
+                    _gemm.gemm_prepacked(Kg, q1 - q0, Fg, wpk + g * a_size, bp, dcols, q1 - q0,
+                                         False)
+                    _gemm.col2im_rows(dcols, Cg, H, W, KH, KW, sh, sw, ph, pw, dh, dw, wo, 0,
+                                      Kg, q0, q1, dxg)
+        # dw[g][:, k0:k1] += dout[n, g, block] @ cols[n, g][k0:k1, block]^T, over n and blocks
+        for u in prange(G * kpieces, num_threads=nt, schedule="dynamic"):
+            g = u // kpieces
+            k0 = (u % kpieces) * krows
+            k1 = min(k0 + krows, Kg)
+            MINIDL_CHECK(threadid() < nt)
+            cols = wsp + threadid() * wstride
+            gws = cols if pointwise else cols + <long>krows * nc
+            for n in range(N):
+                xg = xp + (n * C + g * Cg) * H * W
+                for blk in range(nblk):
+                    q0 = blk * nc
+                    q1 = min(q0 + nc, P)
+                    d = dp + (n * F + g * Fg) * P + q0
+                    if pointwise:
+                        _gemm.gemm(False, True, Fg, k1 - k0, q1 - q0, d, P, xg + k0 * P + q0, P,
+                                   True, dwp + g * Fg * Kg + k0, Kg, gws)
+                    else:
+                        _gemm.im2col_rows(xg, Cg, H, W, KH, KW, sh, sw, ph, pw, dh, dw, wo, k0,
+                                          k1, q0, q1, cols)
+                        _gemm.gemm(False, True, Fg, k1 - k0, q1 - q0, d, P, cols, q1 - q0, True,
+                                   dwp + g * Fg * Kg + k0, Kg, gws)

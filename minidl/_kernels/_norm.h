@@ -3,6 +3,14 @@
 #define MINIDL_NORM_H
 #include "_simd.h"
 
+/* A body shared by a plain and a fused kernel is inlined into each (and into each of their
+   SIMD clones), with its `relu` switch a constant there. */
+#if defined(__GNUC__)
+#define MINIDL_ALWAYS_INLINE __attribute__((always_inline))
+#else  /* other compilers inline a small static function with constant arguments anyway */
+#define MINIDL_ALWAYS_INLINE
+#endif
+
 #define T float
 #define VT minidl_vf
 #define FN(name) name##_f

@@ -5,12 +5,12 @@
 #define MINIDL_OPENMP_HELPERS_H
 #ifdef _OPENMP
 #include <omp.h>
-static int minidl_openmp_enabled(void) { return 1; }
-static int minidl_omp_max_threads(void) { return omp_get_max_threads(); }
-static void minidl_omp_set_threads(int n) { omp_set_num_threads(n); }
+static inline int minidl_openmp_enabled(void) { return 1; }
+static inline int minidl_omp_max_threads(void) { return omp_get_max_threads(); }
+static inline void minidl_omp_set_threads(int n) { omp_set_num_threads(n); }
 #else
-static int minidl_openmp_enabled(void) { return 0; }
-static int minidl_omp_max_threads(void) { return 1; }
-static void minidl_omp_set_threads(int n) { (void)n; }
+static inline int minidl_openmp_enabled(void) { return 0; }
+static inline int minidl_omp_max_threads(void) { return 1; }
+static inline void minidl_omp_set_threads(int n) { (void)n; }
 #endif
 #endif

@@ -33,6 +33,37 @@
 #define MINIDL_CLONES
 #endif
 
+/* Functions whose code differs by vector width (the GEMM micro-kernels: their register
+   blocking follows the register count and width) are written once per ISA level instead:
+   MINIDL_TARGET_V4 / MINIDL_TARGET_V3 compile one for AVX-512 / AVX2+FMA, and
+   minidl_isa_level() (4, 3 or 0) says which of them this CPU runs: the same levels and the
+   same load-time choice as MINIDL_CLONES, made by the caller through a function table. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(MINIDL_NO_CLONES)
+#define MINIDL_ISA_DISPATCH 1
+#if __GNUC__ >= 12
+#define MINIDL_TARGET_V4 __attribute__((target("arch=x86-64-v4")))
+#define MINIDL_TARGET_V3 __attribute__((target("arch=x86-64-v3")))
+static inline int minidl_isa_level(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v4") ? 4 : __builtin_cpu_supports("x86-64-v3") ? 3 : 0;
+}
+#else
+#define MINIDL_TARGET_V4 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+#define MINIDL_TARGET_V3 __attribute__((target("avx2,fma")))
+static inline int minidl_isa_level(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+        return 4;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 3 : 0;
+}
+#endif
+#else
+static inline int minidl_isa_level(void) { return 0; }
+#endif
+
 /* Reductions vectorise only when the compiler may reorder the sum: OpenMP's simd pragma
    says so for that one loop (no -ffast-math anywhere). */
 #if defined(_OPENMP)

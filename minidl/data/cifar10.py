@@ -25,8 +25,8 @@ import numpy as np
 
 from .._config import get_default_dtype
 
-__all__ = ["load_cifar10", "load_cifar10_batch", "find_cifar10", "CIFAR10_CLASSES",
-           "CIFAR10_URL", "CIFAR10_FOLDER"]
+__all__ = ["load_cifar10", "load_cifar10_batch", "find_cifar10", "load_plain_pickle",
+           "UnsafePickleError", "CIFAR10_CLASSES", "CIFAR10_URL", "CIFAR10_FOLDER"]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
@@ -106,12 +106,20 @@ def find_cifar10(root=None):
 
 # The only globals a CIFAR batch needs: NumPy's array and dtype constructors (their module is
 # numpy.core in NumPy 1 pickles and numpy._core in NumPy 2 ones) and codecs.encode, which
-# protocol-2 pickles use for bytes.
+# protocol-2 pickles use for bytes. Dicts, lists, tuples, strings, numbers and None are pickle
+# opcodes of their own and need no global.
 _NUMPY_GLOBALS = {("multiarray", "_reconstruct"), ("multiarray", "scalar"),
                   ("numeric", "_frombuffer")}
+# Plain containers that protocols below 4 pickle through a global.
+_PLAIN_BUILTINS = {"set": set, "frozenset": frozenset, "complex": complex}
 
 
-class _BatchUnpickler(pickle.Unpickler):
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle refers to a Python object other than plain data and NumPy arrays (it could
+    run code when loaded), so the safe reader refused it."""
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if module == "numpy" and name in ("ndarray", "dtype"):
             return getattr(np, name)
@@ -119,14 +127,29 @@ class _BatchUnpickler(pickle.Unpickler):
             import codecs
 
             return codecs.encode
+        if module in ("builtins", "__builtin__") and name in _PLAIN_BUILTINS:
+            return _PLAIN_BUILTINS[name]
         parts = module.split(".")
         if (len(parts) == 3 and parts[0] == "numpy" and parts[1] in ("core", "_core")
                 and (parts[2], name) in _NUMPY_GLOBALS):
             # Import from whichever of numpy._core / numpy.core this NumPy has.
             core = "numpy._core" if hasattr(np, "_core") else "numpy.core"
             return getattr(importlib.import_module(f"{core}.{parts[2]}"), name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR-10 batch "
-                                     "holds only NumPy arrays, lists and bytes")
+        raise UnsafePickleError(f"refusing to load {module}.{name}: only plain data (dicts, "
+                                "lists, tuples, strings, bytes, numbers, None) and NumPy arrays "
+                                "are read by the safe unpickler")
+
+
+def load_plain_pickle(file, encoding="bytes"):
+    """Unpickle plain data from an open binary file, refusing everything that could run code.
+
+    Accepted: dicts, lists, tuples, sets, strings, bytes, numbers, bools, None, and NumPy
+    arrays, scalars and dtypes (what CIFAR-10 batches and the courses' data files hold).
+    Anything else (class instances, functions, other modules' globals) raises
+    UnsafePickleError (a pickle.UnpicklingError) before it is created. ``encoding`` decodes
+    Python 2 strings, as for pickle.load ('bytes' keeps them bytes, 'latin1' makes str).
+    """
+    return _PlainDataUnpickler(file, encoding=encoding).load()
 
 
 def _get(batch, key):
@@ -152,7 +175,7 @@ def load_cifar10_batch(path):
     path = os.fspath(path)
     with open(path, "rb") as f:
         try:
-            batch = _BatchUnpickler(f, encoding="bytes").load()
+            batch = load_plain_pickle(f)
         except Exception as e:  # any unpickling failure means "not a CIFAR batch"
             raise ValueError(f"load_cifar10: {path} is not a readable CIFAR-10 python batch "
                              f"({type(e).__name__}: {e})") from e

@@ -4,12 +4,14 @@ Each class has static ``forward(...) -> (out, cache)`` and ``backward(dout, cach
 Arrays are NCHW; every layer works in float32 and float64 and returns the input's dtype.
 """
 from .conv import Conv, FastConv
+from .activation import ReLU6, Sigmoid
 from .dropout import Dropout
-from .extra import (AdaptiveAvgPool, Add, ChannelConcat, ChannelPad, ChannelScale, ChannelShuffle,
-                    ChannelSlice, Flatten, Pad, ReLU6, Sigmoid, Subsample)
+from .fused import AddReLU, SpatialBatchNormReLU
+from .join import Add, ChannelConcat, ChannelScale
 from .linear import Linear, Linear_ReLU, ReLU
 from .norm import BatchNorm, LayerNorm, SpatialBatchNorm, SpatialGroupNorm
-from .pool import AvgPool, FastMaxPool, GlobalAvgPool, MaxPool
+from .pool import AdaptiveAvgPool, AvgPool, FastMaxPool, GlobalAvgPool, MaxPool
+from .shape import ChannelPad, ChannelShuffle, ChannelSlice, Flatten, Pad, Subsample
 from .sandwich import (Conv_BatchNorm_ReLU, Conv_BatchNorm_ReLU_Pool, Conv_ReLU, Conv_ReLU_Pool,
                        Linear_BatchNorm_ReLU)
 
@@ -19,6 +21,8 @@ __all__ = [
     "BatchNorm", "SpatialBatchNorm", "LayerNorm", "SpatialGroupNorm",
     "Conv_ReLU", "Conv_ReLU_Pool", "Conv_BatchNorm_ReLU", "Conv_BatchNorm_ReLU_Pool",
     "Linear_BatchNorm_ReLU",
+    # fused pairs (one compiled kernel each; the same math as the unfused chain)
+    "SpatialBatchNormReLU", "AddReLU",
     # building blocks of the architectures (minidl.nn)
     "Flatten", "Sigmoid", "ReLU6", "Add", "ChannelConcat", "ChannelSlice", "ChannelShuffle",
     "ChannelScale", "Pad", "Subsample", "ChannelPad", "AdaptiveAvgPool",

@@ -2,6 +2,10 @@
 that names the layer, the argument and the shapes involved."""
 import numpy as np
 
+# The one output-size formula, the integer and param-dict checks: shared with the kernels.
+from .._validate import check_param_keys, index_int, window_output_size  # noqa: F401
+from .._validate import int_pair as pair  # noqa: F401  (an int or an (h, w) pair)
+
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
@@ -18,6 +22,14 @@ def check_array(layer, name, a, ndim=None, min_ndim=None):
         raise ValueError(f"{layer}: {name} must have at least {min_ndim} dimensions, "
                          f"got shape {a.shape}")
     return a
+
+
+def check_nchw(layer, name, x):
+    """x must be a float32/float64 array of shape (N, C, H, W)."""
+    check_array(layer, name, x)
+    if x.ndim != 4:
+        raise ValueError(f"{layer}: {name} must be 4-D (N, C, H, W), got shape {x.shape}")
+    return x
 
 
 def check_same_dtype(layer, **arrays):
@@ -46,44 +58,40 @@ def check_dout(layer, dout, shape, dtype):
 
 
 def positive_int(layer, name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
-    return int(value)
+    """value as a positive int within the kernels' index range, else ValueError."""
+    return index_int(layer, name, value, 1)
 
 
 def nonneg_int(layer, name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{layer}: {name} must be a non-negative integer, got {value!r}")
-    return int(value)
+    """value as a non-negative int within the kernels' index range, else ValueError."""
+    return index_int(layer, name, value, 0)
 
 
-def pair(layer, name, value, check=positive_int):
-    """An int or a pair of ints -> a (height, width) tuple, each checked."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{layer}: {name} must be an int or a pair, got {value!r}")
-        return check(layer, name, value[0]), check(layer, name, value[1])
-    v = check(layer, name, value)
-    return v, v
+
+class LayerCache:
+    """What a layer's forward hands to its backward, labelled with the layer that made it, so
+    that a cache passed to another layer's backward is named as such instead of failing
+    somewhere inside (``open_cache``)."""
+
+    __slots__ = ("layer", "values")
+
+    def __init__(self, layer, *values):
+        self.layer = layer
+        self.values = values
+
+    def __repr__(self):
+        return f"<{self.layer} cache>"
 
 
-def window_output_size(layer, axis, size, kernel, stride, pad, dilation=1, floor_mode=False):
-    """Output length of a sliding window along one axis ('height' or 'width').
-
-    Raises when the (dilated) kernel is larger than the padded input. By default it also
-    raises when the stride does not tile the padded input exactly (the course layers assume
-    it, and a silently ignored last row is a classic bug); with ``floor_mode=True`` it follows
-    PyTorch instead: floor((size + 2*pad - extent) / stride) + 1, and input rows that no
-    window reaches get a zero gradient. minidl.nn modules use floor_mode, as PyTorch does.
-    """
-    extent = dilation * (kernel - 1) + 1
-    padded = size + 2 * pad
-    what = f"kernel {axis} {kernel}" + (f" (dilated to {extent})" if dilation > 1 else "")
-    if padded < extent:
-        raise ValueError(f"{layer}: input {axis} {size} with pad {pad} is smaller than {what}")
-    if not floor_mode and (padded - extent) % stride != 0:
-        raise ValueError(
-            f"{layer}: stride {stride} does not tile the input {axis}: "
-            f"({size} + 2*{pad} - {extent}) = {padded - extent} is not divisible by {stride} "
-            "(pass floor_mode=True in the param dict for PyTorch's floor semantics)")
-    return (padded - extent) // stride + 1
+def open_cache(layer, cache, makers=None):
+    """The values of a LayerCache made by ``layer``.forward (or by one of ``makers``);
+    TypeError naming both layers otherwise."""
+    makers = (layer,) if makers is None else tuple(makers)
+    if not isinstance(cache, LayerCache):
+        got = type(cache).__name__ + (f" of {len(cache)}" if isinstance(cache, tuple) else "")
+        raise TypeError(f"{layer}.backward: cache must be the cache {makers[0]}.forward "
+                        f"returned, got a {got}")
+    if cache.layer not in makers:
+        raise TypeError(f"{layer}.backward: this cache was made by {cache.layer}.forward, "
+                        f"not {' or '.join(m + '.forward' for m in makers)}")
+    return cache.values

@@ -4,26 +4,35 @@ CS231n's dropout_forward keeps with probability p instead; minidl.compat.cs231n 
 """
 import numpy as np
 
-from ._checks import check_array, check_same_dtype, check_shape
+from ._checks import LayerCache, check_array, check_dout, check_param_keys, open_cache
 
 _MODES = ("train", "test")
+DROPOUT_PARAM_KEYS = ("p", "mode", "seed")
+
+
+def dropout_probability(layer, name, p, keep=False, hint=""):
+    """p as a float: a probability of dropping a unit, in [0, 1) (EECS 498, PyTorch), or
+    with keep=True of keeping one, in (0, 1] (CS231n). Otherwise a ValueError naming layer
+    and name (which says which probability it is; hint: more words). Dropout, nn.Dropout
+    (at construction) and the CS231n names check here."""
+    number = not isinstance(p, (bool, np.bool_)) and isinstance(p, (int, float, np.integer,
+                                                                    np.floating))
+    if not number or not (0 < p <= 1 if keep else 0 <= p < 1):
+        raise ValueError(f"{layer}: {name} must be in {'(0, 1]' if keep else '[0, 1)'}, "
+                         f"got {p!r}{hint}")
+    return float(p)
 
 
 def _dropout_settings(dropout_param):
-    if not isinstance(dropout_param, dict):
-        raise TypeError("Dropout: dropout_param must be a dict with 'p' and 'mode', got "
-                        f"{type(dropout_param).__name__}")
+    check_param_keys("Dropout", "dropout_param", dropout_param, DROPOUT_PARAM_KEYS)
     if "p" not in dropout_param:
         raise ValueError("Dropout: dropout_param needs 'p' (the probability of dropping a unit)")
-    p = dropout_param["p"]
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)) \
-            or not 0 <= p < 1:
-        raise ValueError(f"Dropout: dropout_param['p'] is the probability of dropping and must "
-                         f"be in [0, 1), got {p!r}")
+    p = dropout_probability("Dropout", "dropout_param['p'] (the probability of dropping a unit)",
+                            dropout_param["p"])
     mode = dropout_param.get("mode")
     if mode not in _MODES:
         raise ValueError(f"Dropout: dropout_param['mode'] must be 'train' or 'test', got {mode!r}")
-    return float(p), mode, dropout_param.get("seed")
+    return p, mode, dropout_param.get("seed")
 
 
 class Dropout:
@@ -38,25 +47,21 @@ class Dropout:
 
     @staticmethod
     def forward(x, dropout_param):
-        """x (any shape) -> out (x's shape and dtype), cache (dropout_param, mask or None)."""
+        """x (any shape) -> out (x's shape and dtype), cache (the mask in 'train' mode)."""
         check_array("Dropout", "x", x)
         p, mode, seed = _dropout_settings(dropout_param)
         if mode == "test":
-            return x, (dropout_param, None)
+            return x, LayerCache("Dropout", x.shape, x.dtype, None)
         if seed is not None:
             u = np.random.default_rng(seed).random(x.shape)
         else:
             u = np.random.random_sample(x.shape)
         mask = ((u >= p) / (1.0 - p)).astype(x.dtype)
-        return x * mask, (dropout_param, mask)
+        return x * mask, LayerCache("Dropout", x.shape, x.dtype, mask)
 
     @staticmethod
     def backward(dout, cache):
         """dout (x's shape) -> dx: dout * mask in 'train' mode, dout in 'test' mode."""
-        _, mask = cache
-        check_array("Dropout", "dout", dout)
-        if mask is None:
-            return dout
-        check_shape("Dropout", "dout", dout, mask.shape)
-        check_same_dtype("Dropout", x=mask, dout=dout)
-        return dout * mask
+        shape, dtype, mask = open_cache("Dropout", cache)
+        check_dout("Dropout", dout, shape, dtype)
+        return dout if mask is None else dout * mask

@@ -5,7 +5,7 @@ Symbols: N samples, D = d1 * ... * dk input features, M outputs.
 import numpy as np
 
 from .. import _kernels
-from ._checks import check_array, check_same_dtype, check_shape
+from ._checks import LayerCache, check_array, check_dout, check_same_dtype, check_shape, open_cache
 
 
 class Linear:
@@ -28,15 +28,13 @@ class Linear:
                              f"w {w.shape} expects {w.shape[0]}")
         check_shape("Linear", "b", b, (w.shape[1],))
         out = x.reshape(N, D) @ w + b
-        return out, (x, w, b)
+        return out, LayerCache("Linear", x, w)
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, M) -> dx (N, d1, ..., dk), dw (D, M), db (M,)."""
-        x, w, b = cache
-        check_array("Linear", "dout", dout)
-        check_shape("Linear", "dout", dout, (x.shape[0], w.shape[1]))
-        check_same_dtype("Linear", x=x, dout=dout)
+        x, w = open_cache("Linear", cache)
+        check_dout("Linear", dout, (x.shape[0], w.shape[1]), x.dtype)
         dx = (dout @ w.T).reshape(x.shape)
         dw = x.reshape(x.shape[0], -1).T @ dout
         db = dout.sum(axis=0)
@@ -50,15 +48,13 @@ class ReLU:
     def forward(x):
         """x (any shape) -> out (same shape), cache x."""
         check_array("ReLU", "x", x)
-        return _kernels.relu_forward(x), x
+        return _kernels.relu_forward(x), LayerCache("ReLU", x)
 
     @staticmethod
     def backward(dout, cache):
         """dout (x's shape) -> dx; the gradient at exactly 0 is taken as 0, as the course does."""
-        x = cache
-        check_array("ReLU", "dout", dout)
-        check_shape("ReLU", "dout", dout, x.shape)
-        check_same_dtype("ReLU", x=x, dout=dout)
+        x, = open_cache("ReLU", cache)
+        check_dout("ReLU", dout, x.shape, x.dtype)
         return _kernels.relu_backward(dout, x)
 
 
@@ -70,10 +66,10 @@ class Linear_ReLU:
         """x (N, d1, ..., dk), w (D, M), b (M,) -> out (N, M), cache."""
         a, fc_cache = Linear.forward(x, w, b)
         out, relu_cache = ReLU.forward(a)
-        return out, (fc_cache, relu_cache)
+        return out, LayerCache("Linear_ReLU", fc_cache, relu_cache)
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, M) -> dx (N, d1, ..., dk), dw (D, M), db (M,)."""
-        fc_cache, relu_cache = cache
+        fc_cache, relu_cache = open_cache("Linear_ReLU", cache)
         return Linear.backward(ReLU.backward(dout, relu_cache), fc_cache)

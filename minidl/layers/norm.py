@@ -24,7 +24,8 @@ always uses the biased one). 'test' mode normalises with the running statistics 
 import numpy as np
 
 from .. import _kernels
-from ._checks import check_array, check_dout, check_same_dtype, check_shape, positive_int
+from ._checks import (LayerCache, check_array, check_dout, check_param_keys, check_same_dtype,
+                      check_shape, open_cache, positive_int)
 
 
 def _standardize(x, axes, eps):
@@ -51,23 +52,42 @@ def _standardize_backward(dxhat, xhat, istd, axes):
     return istd * (dxhat - m1 - xhat * m2)
 
 
-def _float_param(layer, params_name, params, key, default, low, high, low_open=False):
-    value = params.get(key, default)
+def _number_in(layer, name, value, low, high, low_open=False):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
                                                                       np.floating)):
-        raise ValueError(f"{layer}: {params_name}['{key}'] must be a number, got {value!r}")
+        raise ValueError(f"{layer}: {name} must be a number, got {value!r}")
     value = float(value)  # a Python float keeps float32 arithmetic in float32
     if not (low < value if low_open else low <= value) or value > high:
         interval = ("(" if low_open else "[") + f"{low}, {high}]"
-        raise ValueError(f"{layer}: {params_name}['{key}'] must be in {interval}, got {value!r}")
+        raise ValueError(f"{layer}: {name} must be in {interval}, got {value!r}")
     return value
 
 
-def _check_param_dict(layer, name, params):
+# The keys each param dict may hold; another key (a typo such as 'momentun') is an error.
+# Layer and group norm also accept 'mode', which the course's models set on every norm param
+# dict; they behave the same in both modes.
+BN_PARAM_KEYS = ("mode", "eps", "momentum", "running_mean", "running_var",
+                 "unbiased_running_var")
+LN_PARAM_KEYS = ("eps", "mode")
+
+
+def check_eps(layer, name, eps):
+    """A normalisation's eps (added to the variance) as a float > 0, else ValueError naming
+    layer and name. The normalisation layers and nn.BatchNorm1d/2d (at construction) check
+    here."""
+    return _number_in(layer, name, eps, 0.0, np.inf, low_open=True)
+
+
+def check_momentum(layer, name, momentum):
+    """A running-average momentum as a float in [0, 1] (either convention: the course's
+    weighs the old value, PyTorch's the new batch), else ValueError naming layer and name."""
+    return _number_in(layer, name, momentum, 0.0, 1.0)
+
+
+def _check_param_dict(layer, name, params, allowed):
     if params is None:
         return {}
-    if not isinstance(params, dict):
-        raise TypeError(f"{layer}: {name} must be a dict, got {type(params).__name__}")
+    check_param_keys(layer, name, params, allowed)
     return params
 
 
@@ -80,6 +100,52 @@ def _check_affine(layer, x, gamma, beta, C, allowed_shapes):
             raise ValueError(f"{layer}: {name} must have shape {shapes} for x {x.shape} "
                              f"({C} features), got {a.shape}")
     check_same_dtype(layer, x=x, gamma=gamma, beta=beta)
+
+
+def _bn_settings(layer, params_name, x, gamma, beta, bn_param):
+    """Check gamma, beta (C,) and bn_param for x (N, C, ...) and read the settings.
+
+    Returns bn_param (a dict), mode, eps, momentum and running: {'running_mean',
+    'running_var'} -> the given (C,) arrays, or zeros when absent (see the module docstring).
+    """
+    C = x.shape[1]
+    _check_affine(layer, x, gamma, beta, C, [(C,)])
+    bn_param = _check_param_dict(layer, params_name, bn_param, BN_PARAM_KEYS)
+    mode = bn_param.get("mode")
+    if mode not in ("train", "test"):
+        raise ValueError(f"{layer}: {params_name}['mode'] must be 'train' or 'test', "
+                         f"got {mode!r}")
+    eps = check_eps(layer, f"{params_name}['eps']", bn_param.get("eps", 1e-5))
+    momentum = check_momentum(layer, f"{params_name}['momentum']", bn_param.get("momentum", 0.9))
+    running = {}
+    for key in ("running_mean", "running_var"):
+        r = bn_param.get(key)
+        if r is None:
+            r = np.zeros(C, dtype=x.dtype)
+        else:
+            check_array(layer, f"{params_name}['{key}']", r)
+            check_shape(layer, f"{params_name}['{key}']", r, (C,))
+        running[key] = r
+    return bn_param, mode, eps, momentum, running
+
+
+def _check_batch_statistics(layer, x):
+    if x.size // x.shape[1] < 2:
+        raise ValueError(f"{layer}: training mode needs more than one value per feature "
+                         f"to compute batch statistics, got x {x.shape}")
+
+
+def _update_running(bn_param, running, momentum, mean, var, x):
+    """Write the new running statistics into bn_param: running = momentum * running +
+    (1 - momentum) * batch, in each running array's dtype; mean, var (C,) are the batch's
+    (biased) statistics in x's dtype, var made unbiased first when
+    bn_param['unbiased_running_var'] is set."""
+    if bn_param.get("unbiased_running_var", False):
+        M = x.size // x.shape[1]
+        var = var * (M / (M - 1))
+    rm, rv = running["running_mean"], running["running_var"]
+    bn_param["running_mean"] = (momentum * rm + (1 - momentum) * mean).astype(rm.dtype, copy=False)
+    bn_param["running_var"] = (momentum * rv + (1 - momentum) * var).astype(rv.dtype, copy=False)
 
 
 def _fused_backward(dout, c):
@@ -123,31 +189,12 @@ class BatchNorm:
         formulas in two passes over memory, without keeping xhat); backward then goes through
         its compiled gradient (see SpatialBatchNorm.backward)."""
         C = x.shape[1]
-        _check_affine(layer, x, gamma, beta, C, [(C,)])
-        bn_param = _check_param_dict(layer, params_name, bn_param)
-        mode = bn_param.get("mode")
-        if mode not in ("train", "test"):
-            raise ValueError(f"{layer}: {params_name}['mode'] must be 'train' or 'test', "
-                             f"got {mode!r}")
-        eps = _float_param(layer, params_name, bn_param, "eps", 1e-5, 0.0, np.inf, low_open=True)
-        momentum = _float_param(layer, params_name, bn_param, "momentum", 0.9, 0.0, 1.0)
-        running = {}
-        for key in ("running_mean", "running_var"):
-            r = bn_param.get(key)
-            if r is None:
-                r = np.zeros(C, dtype=x.dtype)
-            else:
-                check_array(layer, f"{params_name}['{key}']", r)
-                check_shape(layer, f"{params_name}['{key}']", r, (C,))
-            running[key] = r
-
+        bn_param, mode, eps, momentum, running = _bn_settings(layer, params_name, x, gamma, beta,
+                                                              bn_param)
         axes = (0,) + tuple(range(2, x.ndim))
         pshape = (1, C) + (1,) * (x.ndim - 2)
         if mode == "train":
-            M = x.size // C
-            if M < 2:
-                raise ValueError(f"{layer}: training mode needs more than one value per feature "
-                                 f"to compute batch statistics, got x {x.shape}")
+            _check_batch_statistics(layer, x)
             fused = fused and _kernels.direct_available()
             if fused:
                 out, mean64, var64 = _kernels.batchnorm_forward_train(x, gamma, beta, eps)
@@ -156,14 +203,7 @@ class BatchNorm:
                 xhat, istd = None, None
             else:
                 xhat, mean, var, istd = _standardize(x, axes, eps)
-            batch_var = var.reshape(C)
-            if bn_param.get("unbiased_running_var", False):
-                batch_var = batch_var * (M / (M - 1))
-            rm, rv = running["running_mean"], running["running_var"]
-            bn_param["running_mean"] = (momentum * rm + (1 - momentum) * mean.reshape(C)
-                                        ).astype(rm.dtype, copy=False)
-            bn_param["running_var"] = (momentum * rv + (1 - momentum) * batch_var
-                                       ).astype(rv.dtype, copy=False)
+            _update_running(bn_param, running, momentum, mean.reshape(C), var.reshape(C), x)
         else:
             fused = False
             mean = running["running_mean"].astype(x.dtype, copy=False).reshape(pshape)
@@ -174,13 +214,13 @@ class BatchNorm:
             out = xhat * gamma.reshape(pshape) + beta.reshape(pshape)
         cache = _BNCache(layer=layer, mode=mode, x=x, xhat=xhat, mean=mean, var=var, istd=istd,
                          gamma=gamma, axes=axes, pshape=pshape, eps=eps, fused=fused)
-        return out, cache
+        return out, LayerCache(layer, cache)
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, D) -> dx (N, D), dgamma (D,), dbeta (D,), by backpropagating step by
         step through the computational graph mean -> centre -> var -> 1/std -> xhat."""
-        c = cache
+        c, = open_cache("BatchNorm", cache)
         check_dout(c.layer, dout, c.x.shape, c.x.dtype)
         if c.fused:
             return _fused_backward(dout, c)
@@ -202,15 +242,20 @@ class BatchNorm:
     def backward_alt(dout, cache):
         """dout (N, D) -> dx, dgamma, dbeta with the simplified closed form of dx
         (same result as backward, fewer passes over memory)."""
-        c = cache
-        check_dout(c.layer, dout, c.x.shape, c.x.dtype)
-        if c.fused:
-            return _fused_backward(dout, c)
-        dgamma, dbeta = (dout * c.xhat).sum(axis=c.axes), dout.sum(axis=c.axes)
-        dxhat = dout * c.gamma.reshape(c.pshape)
-        if c.mode == "test":
-            return dxhat * c.istd, dgamma, dbeta
-        return _standardize_backward(dxhat, c.xhat, c.istd, c.axes), dgamma, dbeta
+        c, = open_cache("BatchNorm", cache)
+        return _backward_closed_form(dout, c)
+
+
+def _backward_closed_form(dout, c):
+    """BatchNorm.backward_alt's gradient for a batch-norm cache c of either layer."""
+    check_dout(c.layer, dout, c.x.shape, c.x.dtype)
+    if c.fused:
+        return _fused_backward(dout, c)
+    dgamma, dbeta = (dout * c.xhat).sum(axis=c.axes), dout.sum(axis=c.axes)
+    dxhat = dout * c.gamma.reshape(c.pshape)
+    if c.mode == "test":
+        return dxhat * c.istd, dgamma, dbeta
+    return _standardize_backward(dxhat, c.xhat, c.istd, c.axes), dgamma, dbeta
 
 
 class SpatialBatchNorm:
@@ -232,7 +277,8 @@ class SpatialBatchNorm:
     @staticmethod
     def backward(dout, cache):
         """dout (N, C, H, W) -> dx (N, C, H, W), dgamma (C,), dbeta (C,)."""
-        return BatchNorm.backward_alt(dout, cache)
+        c, = open_cache("SpatialBatchNorm", cache)
+        return _backward_closed_form(dout, c)
 
 
 class LayerNorm:
@@ -247,17 +293,16 @@ class LayerNorm:
         """x (N, D), gamma (D,), beta (D,), ln_param -> out (N, D), cache."""
         check_array("LayerNorm", "x", x, ndim=2)
         _check_affine("LayerNorm", x, gamma, beta, x.shape[1], [(x.shape[1],)])
-        ln_param = _check_param_dict("LayerNorm", "ln_param", ln_param)
-        eps = _float_param("LayerNorm", "ln_param", ln_param, "eps", 1e-5, 0.0, np.inf,
-                           low_open=True)
+        ln_param = _check_param_dict("LayerNorm", "ln_param", ln_param, LN_PARAM_KEYS)
+        eps = check_eps("LayerNorm", "ln_param['eps']", ln_param.get("eps", 1e-5))
         xhat, _, _, istd = _standardize(x, (1,), eps)
         out = xhat * gamma + beta
-        return out, (x.shape, x.dtype, xhat, istd, gamma)
+        return out, LayerCache("LayerNorm", x.shape, x.dtype, xhat, istd, gamma)
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, D) -> dx (N, D), dgamma (D,), dbeta (D,)."""
-        x_shape, dtype, xhat, istd, gamma = cache
+        x_shape, dtype, xhat, istd, gamma = open_cache("LayerNorm", cache)
         check_dout("LayerNorm", dout, x_shape, dtype)
         dgamma, dbeta = (dout * xhat).sum(axis=0), dout.sum(axis=0)
         dx = _standardize_backward(dout * gamma, xhat, istd, (1,))
@@ -284,18 +329,18 @@ class SpatialGroupNorm:
         G = positive_int(layer, "G", G)
         if C % G:
             raise ValueError(f"{layer}: G={G} groups must divide the {C} channels of x {x.shape}")
-        gn_param = _check_param_dict(layer, "gn_param", gn_param)
-        eps = _float_param(layer, "gn_param", gn_param, "eps", 1e-5, 0.0, np.inf, low_open=True)
+        gn_param = _check_param_dict(layer, "gn_param", gn_param, LN_PARAM_KEYS)
+        eps = check_eps(layer, "gn_param['eps']", gn_param.get("eps", 1e-5))
         axes = (2, 3, 4)
         xhat_g, _, _, istd = _standardize(x.reshape(N, G, C // G, H, W), axes, eps)
         xhat = xhat_g.reshape(x.shape)
         out = xhat * gamma.reshape(1, C, 1, 1) + beta.reshape(1, C, 1, 1)
-        return out, (x.dtype, xhat, istd, gamma, beta.shape, G)
+        return out, LayerCache("SpatialGroupNorm", x.dtype, xhat, istd, gamma, beta.shape, G)
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, C, H, W) -> dx (N, C, H, W), dgamma, dbeta (shaped as gamma, beta were)."""
-        dtype, xhat, istd, gamma, beta_shape, G = cache
+        dtype, xhat, istd, gamma, beta_shape, G = open_cache("SpatialGroupNorm", cache)
         check_dout("SpatialGroupNorm", dout, xhat.shape, dtype)
         N, C, H, W = xhat.shape
         dgamma = (dout * xhat).sum(axis=(0, 2, 3)).reshape(gamma.shape)

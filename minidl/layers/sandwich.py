@@ -1,12 +1,14 @@
 """Sandwich layers (EECS 498-007 A3): common chains of layers as one forward/backward pair.
 
-They only compose FastConv, FastMaxPool, Linear, SpatialBatchNorm, BatchNorm and ReLU: each
-forward keeps the caches of its parts and each backward calls the parts' backwards in
-reverse order, so there is no gradient code here.
+They only compose FastConv, FastMaxPool, Linear, BatchNorm, ReLU and the fused
+SpatialBatchNormReLU (spatial batch norm + ReLU as one kernel): each forward keeps the caches
+of its parts and each backward calls the parts' backwards in reverse order, so there is no
+gradient code here.
 """
 from .conv import FastConv
+from .fused import SpatialBatchNormReLU
 from .linear import Linear, ReLU
-from .norm import BatchNorm, SpatialBatchNorm
+from .norm import BatchNorm
 from .pool import FastMaxPool
 
 
@@ -47,47 +49,44 @@ class Conv_ReLU_Pool:
 
 
 class Conv_BatchNorm_ReLU:
-    """FastConv -> SpatialBatchNorm -> ReLU."""
+    """FastConv -> SpatialBatchNorm -> ReLU (the last two fused: SpatialBatchNormReLU)."""
 
     @staticmethod
     def forward(x, w, b, gamma, beta, conv_param, bn_param):
         """x (N, C, H, W), w, b, gamma (F,), beta (F,), conv_param, bn_param
         -> out (N, F, HO, WO), cache."""
         a, conv_cache = FastConv.forward(x, w, b, conv_param)
-        an, bn_cache = SpatialBatchNorm.forward(a, gamma, beta, bn_param)
-        out, relu_cache = ReLU.forward(an)
-        return out, (conv_cache, bn_cache, relu_cache)
+        out, bn_relu_cache = SpatialBatchNormReLU.forward(a, gamma, beta, bn_param)
+        return out, (conv_cache, bn_relu_cache)
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, F, HO, WO) -> dx, dw, db, dgamma, dbeta."""
-        conv_cache, bn_cache, relu_cache = cache
-        dan = ReLU.backward(dout, relu_cache)
-        da, dgamma, dbeta = SpatialBatchNorm.backward(dan, bn_cache)
+        conv_cache, bn_relu_cache = cache
+        da, dgamma, dbeta = SpatialBatchNormReLU.backward(dout, bn_relu_cache)
         dx, dw, db = FastConv.backward(da, conv_cache)
         return dx, dw, db, dgamma, dbeta
 
 
 class Conv_BatchNorm_ReLU_Pool:
-    """FastConv -> SpatialBatchNorm -> ReLU -> FastMaxPool."""
+    """FastConv -> SpatialBatchNorm -> ReLU -> FastMaxPool (batch norm and ReLU fused:
+    SpatialBatchNormReLU)."""
 
     @staticmethod
     def forward(x, w, b, gamma, beta, conv_param, bn_param, pool_param):
         """x (N, C, H, W), w, b, gamma (F,), beta (F,), conv_param, bn_param, pool_param
         -> out (N, F, HP, WP), cache."""
         a, conv_cache = FastConv.forward(x, w, b, conv_param)
-        an, bn_cache = SpatialBatchNorm.forward(a, gamma, beta, bn_param)
-        s, relu_cache = ReLU.forward(an)
+        s, bn_relu_cache = SpatialBatchNormReLU.forward(a, gamma, beta, bn_param)
         out, pool_cache = FastMaxPool.forward(s, pool_param)
-        return out, (conv_cache, bn_cache, relu_cache, pool_cache)
+        return out, (conv_cache, bn_relu_cache, pool_cache)
 
     @staticmethod
     def backward(dout, cache):
         """dout (N, F, HP, WP) -> dx, dw, db, dgamma, dbeta."""
-        conv_cache, bn_cache, relu_cache, pool_cache = cache
+        conv_cache, bn_relu_cache, pool_cache = cache
         ds = FastMaxPool.backward(dout, pool_cache)
-        dan = ReLU.backward(ds, relu_cache)
-        da, dgamma, dbeta = SpatialBatchNorm.backward(dan, bn_cache)
+        da, dgamma, dbeta = SpatialBatchNormReLU.backward(ds, bn_relu_cache)
         dx, dw, db = FastConv.backward(da, conv_cache)
         return dx, dw, db, dgamma, dbeta
 

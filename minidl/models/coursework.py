@@ -16,32 +16,27 @@ minidl.get_default_dtype() (float32, the course's torch.float; use np.float64 fo
 gradient checks); ``seed`` (every model) makes the weight initialisation reproducible
 (without it the weights come from NumPy's global generator, so np.random.seed works);
 ``device`` is accepted and must be 'cpu'; save/load use a NumPy .npz file.
+
+``to_module()`` gives each model as minidl.nn modules (a Sequential with the same parameters
+and running statistics), for the tools that work on modules: minidl.viz, minidl.summary,
+minidl.gradcheck.check_module.
 """
-import json
+from collections import OrderedDict
 
 import numpy as np
 
-from .._config import get_default_dtype
-from .._io import atomic_open
+from .._config import float_dtype
+from .._io import load_npz, save_npz
 from ..layers.dropout import Dropout
 from ..layers.linear import Linear, Linear_ReLU, ReLU
 from ..layers.norm import BatchNorm, LayerNorm
 from ..layers.sandwich import (Conv_BatchNorm_ReLU, Conv_BatchNorm_ReLU_Pool, Conv_ReLU,
                                Conv_ReLU_Pool)
-from ..losses import softmax_loss
+from ..losses import add_l2_regularization, softmax_loss
+from ..nn.init import kaiming_normal_values
 
 __all__ = ["TwoLayerNet", "FullyConnectedNet", "ThreeLayerConvNet", "DeepConvNet",
            "kaiming_initializer"]
-
-
-def _float_dtype(owner, dtype):
-    """np.float32 or np.float64 from a dtype-like (None: the minidl default)."""
-    if dtype is None:
-        return get_default_dtype()
-    dt = np.dtype(dtype).type
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"{owner}: dtype must be float32 or float64, got {np.dtype(dtype)}")
-    return dt
 
 
 def _check_device(owner, device):
@@ -69,14 +64,13 @@ def kaiming_initializer(Din, Dout, K=None, relu=True, device="cpu", dtype=None, 
     shape (Din, Dout) for a linear layer, (Dout, Din, K, K) for a convolution.
     """
     _check_device("kaiming_initializer", device)
-    dtype = _float_dtype("kaiming_initializer", dtype)
-    gain = 2.0 if relu else 1.0
+    dtype = float_dtype("kaiming_initializer", dtype)
     if K is None:
         shape, fan_in = (Din, Dout), Din
     else:
         shape, fan_in = (Dout, Din, K, K), Din * K * K
-    rng = np.random if rng is None else rng
-    return (rng.standard_normal(shape) * np.sqrt(gain / fan_in)).astype(dtype)
+    return kaiming_normal_values(np.random if rng is None else rng, shape, dtype, fan_in,
+                                 gain=2.0 if relu else 1.0)
 
 
 class _CourseworkModel:
@@ -93,7 +87,7 @@ class _CourseworkModel:
         name = type(self).__name__
         _check_device(name, device)
         self.reg = reg
-        self.dtype = _float_dtype(name, dtype)
+        self.dtype = float_dtype(name, dtype)
         self.params = {}
         return _random_source(seed)
 
@@ -107,58 +101,93 @@ class _CourseworkModel:
         """X as an array of the model's dtype (the course's X.to(self.dtype))."""
         return np.asarray(X, dtype=self.dtype)
 
+    # -- as minidl.nn modules ------------------------------------------------------------
+    def to_module(self):
+        """This network as minidl.nn modules: a Sequential holding copies of the parameters
+        and batch-norm running statistics, in the model's dtype and in eval mode, whose
+        forward(X) gives the scores loss(X) gives (y=None, the test-time network). Dropout
+        has no module (at test time it is the identity).
+
+        Layers are numbered as the parameters are: W1 is conv1.weight (or fc1.weight,
+        transposed to PyTorch's (out, in)), gamma1 bn1.weight; the layers are conv{i},
+        bn{i}, relu{i}, pool{i}, flatten, fc{i} (ln{i} for layer norm). ``default_input``:
+        (C, H, W) for the convolutional nets, (D,) for the fully-connected ones.
+        """
+        from .. import nn  # models are built on nn (the layer order allows this import)
+
+        layers, state = OrderedDict(), {}
+        self._add_modules(nn, layers, state)
+        module = nn.Sequential(layers).astype(self.dtype)
+        module.load_state_dict(state)
+        module.default_input = self._default_input()
+        return module.eval()
+
+    def _add_linear(self, nn, layers, state, i):
+        W, b = self.params[f"W{i}"], self.params[f"b{i}"]
+        layers[f"fc{i}"] = nn.Linear(W.shape[0], W.shape[1])
+        state[f"fc{i}.weight"], state[f"fc{i}.bias"] = W.T, b
+
+    def _add_conv(self, nn, layers, state, i, pad):
+        W, b = self.params[f"W{i}"], self.params[f"b{i}"]
+        layers[f"conv{i}"] = nn.Conv2d(W.shape[1], W.shape[0], W.shape[2:], padding=pad)
+        state[f"conv{i}.weight"], state[f"conv{i}.bias"] = W, b
+
+    def _add_norm(self, nn, layers, state, i, kind):
+        """Batch norm (nn.BatchNorm1d/2d from bn_params[i - 1]) or layer norm after layer i."""
+        gamma, beta = self.params[f"gamma{i}"], self.params[f"beta{i}"]
+        norm_param = self.bn_params[i - 1]
+        eps = norm_param.get("eps", 1e-5)
+        name = f"ln{i}" if kind == "layernorm" else f"bn{i}"
+        state[f"{name}.weight"], state[f"{name}.bias"] = gamma, beta
+        if kind == "layernorm":
+            layers[name] = nn.LayerNorm(gamma.size, eps=eps)
+            return
+        layers[name] = (nn.BatchNorm2d if kind == "spatial" else nn.BatchNorm1d)(gamma.size,
+                                                                                 eps=eps)
+        # The course's layer starts both statistics at zero when a model was never trained.
+        for key in ("running_mean", "running_var"):
+            stat = norm_param.get(key)
+            state[f"{name}.{key}"] = np.zeros_like(gamma) if stat is None else stat
+
     def _add_l2(self, loss, grads, weight_names):
         """Add reg_scale * reg * sum(W^2) to loss and its gradient to grads[W]."""
-        scale = self.reg_scale * self.reg
-        if scale == 0:
-            return loss
-        for k in weight_names:
-            W = self.params[k]
-            loss = loss + scale * np.sum(W * W)
-            grads[k] = grads[k] + (2.0 * scale) * W
-        return self.dtype(loss)
+        weights = {k: self.params[k] for k in weight_names}
+        return self.dtype(add_l2_regularization(loss, grads, weights, self.reg_scale * self.reg))
 
     # -- save / load -------------------------------------------------------------------
+    # minidl's one model-file layout (minidl._io.save_npz): params by name, running statistics
+    # as 'bn_params.<i>.<key>', everything else in the JSON metadata.
     def save(self, path):
         """Write the parameters, running statistics and settings to a .npz file at path."""
-        arrays = {"param/" + k: v for k, v in self.params.items()}
+        arrays = dict(self.params)
         bn_meta = []
         for i, bn in enumerate(getattr(self, "bn_params", [])):
-            plain = {}
-            for k, v in bn.items():
-                if isinstance(v, np.ndarray):
-                    arrays[f"bn/{i}/{k}"] = v
-                else:
-                    plain[k] = v
-            bn_meta.append(plain)
-        meta = {"class": type(self).__name__, "dtype": np.dtype(self.dtype).name,
-                "attrs": {a: getattr(self, a) for a in self._saved_attrs},
-                "bn_params": bn_meta}
-        arrays["meta"] = np.array(json.dumps(meta))
-        with atomic_open(path) as f:  # a failed write never replaces a good file
-            np.savez(f, **arrays)
+            arrays.update((f"bn_params.{i}.{k}", v) for k, v in bn.items()
+                          if isinstance(v, np.ndarray))
+            bn_meta.append({k: v for k, v in bn.items() if not isinstance(v, np.ndarray)})
+        save_npz(path, arrays, {"class": type(self).__name__,
+                                "dtype": np.dtype(self.dtype).name,
+                                "attrs": {a: getattr(self, a) for a in self._saved_attrs},
+                                "bn_params": bn_meta})
         print("Saved in {}".format(path))
 
     def load(self, path, dtype=None, device="cpu"):
         """Read a file written by save(); dtype None keeps the dtype it was saved in."""
         name = type(self).__name__
         _check_device(name, device)
-        with np.load(path, allow_pickle=False) as f:
-            if "meta" not in f.files:
-                raise ValueError(f"{name}.load: {path} is not a minidl coursework model file")
-            meta = json.loads(str(f["meta"]))
-            arrays = {k: f[k] for k in f.files if k != "meta"}
+        arrays, meta = load_npz(path, f"{name}.load")
+        if meta is None or "class" not in meta:
+            raise ValueError(f"{name}.load: {path} is not a minidl model file")
         if meta["class"] != name:
             raise ValueError(f"{name}.load: {path} holds a {meta['class']}, not a {name}")
-        dtype = _float_dtype(name, meta["dtype"] if dtype is None else dtype)
+        dtype = float_dtype(name, meta["dtype"] if dtype is None else dtype)
         params, bn_params = {}, [dict(b) for b in meta["bn_params"]]
         for key, value in arrays.items():
-            kind, _, rest = key.partition("/")
-            if kind == "param":
-                params[rest] = value.astype(dtype)
-            else:
-                i, _, k = rest.partition("/")
+            if key.startswith("bn_params."):
+                _, i, k = key.split(".", 2)
                 bn_params[int(i)][k] = value.astype(dtype)
+            else:
+                params[key] = value.astype(dtype)
         self.dtype = dtype
         self.params = params
         for a, v in meta["attrs"].items():
@@ -183,6 +212,15 @@ class TwoLayerNet(_CourseworkModel):
         self.params["b1"] = self._zeros(hidden_dim)
         self.params["W2"] = self._gaussian(rng, weight_scale, (hidden_dim, num_classes))
         self.params["b2"] = self._zeros(num_classes)
+
+    def _default_input(self):
+        return (self.params["W1"].shape[0],)
+
+    def _add_modules(self, nn, layers, state):
+        layers["flatten"] = nn.Flatten()
+        self._add_linear(nn, layers, state, 1)
+        layers["relu1"] = nn.ReLU()
+        self._add_linear(nn, layers, state, 2)
 
     def loss(self, X, y=None):
         """X (N, d_1, ..., d_k), y (N,) or None -> scores (N, C), or (loss, grads)."""
@@ -264,6 +302,18 @@ class FullyConnectedNet(_CourseworkModel):
     def _make_dropout_param(dropout):
         return {"mode": "train", "p": dropout}
 
+    def _default_input(self):
+        return (self.params["W1"].shape[0],)
+
+    def _add_modules(self, nn, layers, state):
+        layers["flatten"] = nn.Flatten()
+        for i in range(1, self.num_layers):
+            self._add_linear(nn, layers, state, i)
+            if self.use_normalization:
+                self._add_norm(nn, layers, state, i, self.normalization)
+            layers[f"relu{i}"] = nn.ReLU()
+        self._add_linear(nn, layers, state, self.num_layers)
+
     def _hidden_forward(self, i, x):
         """Hidden layer i (1-based): linear - [norm] - relu - [dropout]; returns out, caches."""
         caches = {}
@@ -335,6 +385,7 @@ class ThreeLayerConvNet(_CourseworkModel):
                  num_classes=10, weight_scale=1e-3, reg=0.0, dtype=None, device="cpu",
                  seed=None):
         rng = self._init_common(reg, dtype, device, seed)
+        self.input_dims = tuple(int(d) for d in input_dims)
         C, H, W = input_dims
         F, K = num_filters, filter_size
         self.params["W1"] = self._gaussian(rng, weight_scale, (F, C, K, K))
@@ -343,6 +394,17 @@ class ThreeLayerConvNet(_CourseworkModel):
         self.params["b2"] = self._zeros(hidden_dim)
         self.params["W3"] = self._gaussian(rng, weight_scale, (hidden_dim, num_classes))
         self.params["b3"] = self._zeros(num_classes)
+
+    def _default_input(self):
+        return self.input_dims
+
+    def _add_modules(self, nn, layers, state):
+        self._add_conv(nn, layers, state, 1, (self.params["W1"].shape[2] - 1) // 2)
+        layers["relu1"], layers["pool1"] = nn.ReLU(), nn.MaxPool2d(2, 2)
+        layers["flatten"] = nn.Flatten()
+        self._add_linear(nn, layers, state, 2)
+        layers["relu2"] = nn.ReLU()
+        self._add_linear(nn, layers, state, 3)
 
     def loss(self, X, y=None):
         """X (N, C, H, W), y (N,) or None -> scores (N, num_classes), or (loss, grads)."""
@@ -412,6 +474,7 @@ class DeepConvNet(_CourseworkModel):
             shape = (Din, Dout) if K is None else (Dout, Din, K, K)
             return self._gaussian(rng, weight_scale, shape)
 
+        self.input_dims = tuple(int(d) for d in input_dims)
         C, H, W = input_dims
         for i, F in enumerate(num_filters, start=1):
             self.params[f"W{i}"] = init(C, F, K=3)
@@ -428,6 +491,20 @@ class DeepConvNet(_CourseworkModel):
 
         # One dict per batch norm layer: it keeps its running averages there.
         self.bn_params = [{"mode": "train"} for _ in num_filters] if self.batchnorm else []
+
+    def _default_input(self):
+        return self.input_dims
+
+    def _add_modules(self, nn, layers, state):
+        for i in range(1, self.num_layers):
+            self._add_conv(nn, layers, state, i, 1)
+            if self.batchnorm:
+                self._add_norm(nn, layers, state, i, "spatial")
+            layers[f"relu{i}"] = nn.ReLU()
+            if i - 1 in self.max_pools:
+                layers[f"pool{i}"] = nn.MaxPool2d(2, 2)
+        layers["flatten"] = nn.Flatten()
+        self._add_linear(nn, layers, state, self.num_layers)
 
     def loss(self, X, y=None):
         """X (N, C, H, W), y (N,) or None -> scores (N, num_classes), or (loss, grads)."""

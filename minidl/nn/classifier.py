@@ -7,11 +7,12 @@
 ``model.params`` is the module's parameter view (Solver's ``model.params[k] = next_w``
 updates the module) and ``model.loss(X, y=None)`` returns scores (N, C) in eval mode, or
 (loss, grads) after a training-mode forward and backward with the softmax loss, plus
-``reg * sum(W ** 2)`` over conv and linear weights (EECS 498's L2 convention).
+``reg * sum(W ** 2)`` over the parameters each module names in ``regularized_params``
+(conv and linear weights; EECS 498's L2 convention).
 """
 import numpy as np
 
-from ..losses import softmax_loss
+from ..losses import add_l2_regularization, softmax_loss
 from .module import Module
 
 
@@ -33,7 +34,7 @@ class ClassifierModel:
         self.aux_weight = float(aux_weight)
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self._reg_names = [n for n, m, k in module._named_slots("params")
-                           if k == "weight" and m.kind in ("conv", "linear")]
+                           if k in m.regularized_params]
 
     @property
     def dtype(self):
@@ -46,6 +47,10 @@ class ClassifierModel:
     @params.setter
     def params(self, values):
         self.module.params = values
+
+    def flat_parameters(self):
+        """The module's flat parameter and gradient buffers (Module.flat_parameters)."""
+        return self.module.flat_parameters()
 
     def _input(self, X):
         X = np.asarray(X, dtype=self.module.dtype)
@@ -73,12 +78,9 @@ class ClassifierModel:
             douts.append(self.aux_weight * d_aux)
         self.module.backward(tuple(douts) if isinstance(out, tuple) else d_main)
         grads = dict(self.module.grads)
-        if self.reg:
-            params = self.module.params
-            for name in self._reg_names:
-                w = params[name]
-                loss = loss + self.reg * np.sum(w * w)
-                grads[name] = grads[name] + (2.0 * self.reg) * w
+        params = self.module.params
+        loss = add_l2_regularization(loss, grads, {n: params[n] for n in self._reg_names},
+                                     self.reg)
         return self.module.dtype(loss), grads
 
     def __repr__(self):

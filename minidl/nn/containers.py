@@ -20,14 +20,65 @@ A branch given as a dict {name: module} is inlined: its modules become children 
 container under those names, so parameter names match torchvision's
 ('layer1.0.conv1.weight' for a Residual whose body is {'conv1': ..., 'bn1': ..., ...}).
 A branch given as a Module is one child ('downsample', 'branch1', ...).
+
+Fusion: where a path runs a BatchNorm2d and then a ReLU, the container runs the two as one
+compiled layer (minidl.layers.SpatialBatchNormReLU); where an 'add' join is followed by a
+ReLU (a ResNet block's post), the join and the ReLU run as minidl.layers.AddReLU. The same
+math in fewer passes over memory, with the Module contract intact: the batch norm module
+keeps the cache and accumulates its gradients, the ReLU module is skipped (it has no
+parameters), and a module called on its own (module.forward) is never fused. A module with
+hooks installed (Module.hooks, e.g. by minidl.viz) is never fused either, so hooks see every
+output. ``set_fusion(False)`` or ``with no_fusion():`` runs every module separately.
 """
+import contextlib
 from collections import OrderedDict
 
-from ..layers import extra
-from .layers import Conv2d, GlobalAvgPool, ReLU, Sigmoid
+from ..layers.fused import AddReLU
+from ..layers.join import Add, ChannelConcat, ChannelScale
+from .activation import ReLU, Sigmoid
+from .conv import Conv2d
 from .module import Module, ShapeError
+from .pooling import GlobalAvgPool
 
-__all__ = ["Sequential", "Residual", "Concat", "SE"]
+__all__ = ["Sequential", "Residual", "Concat", "SE", "set_fusion", "get_fusion", "no_fusion"]
+
+_fusion = {"on": True}
+# Put in a fused-away ReLU module's cache slot by forward: its backward is folded into the
+# module (or join) before it, so backward skips it.
+_FUSED = object()
+
+
+def set_fusion(flag):
+    """Let containers run batch norm + ReLU and add + ReLU as fused layers (True, the default)
+    or every module separately (False). Returns the previous setting."""
+    if not isinstance(flag, bool):
+        raise TypeError(f"set_fusion: flag must be True or False, got {flag!r}")
+    old, _fusion["on"] = _fusion["on"], flag
+    return old
+
+
+def get_fusion():
+    """Whether containers fuse batch norm + ReLU and add + ReLU (see set_fusion)."""
+    return _fusion["on"]
+
+
+@contextlib.contextmanager
+def no_fusion():
+    """Run every module separately inside the block (see set_fusion)."""
+    old = set_fusion(False)
+    try:
+        yield
+    finally:
+        set_fusion(old)
+
+
+def _plain(module):
+    """True unless hooks replaced the module's _forward/_backward (Module.hooks)."""
+    return "_forward" not in module.__dict__
+
+
+def _fusable_relu(module):
+    return _fusion["on"] and type(module) is ReLU and _plain(module)
 
 
 class _Paths(Module):
@@ -65,13 +116,31 @@ class _Paths(Module):
 
     # -- running
     def _run(self, names, x):
-        for n in names:
-            x = self._children[n]._forward(x)
+        children, i = self._children, 0
+        while i < len(names):
+            m = children[names[i]]
+            if (i + 1 < len(names) and getattr(m, "_relu_layer", None) is not None
+                    and _plain(m) and _fusable_relu(children[names[i + 1]])):
+                x = m._forward_relu(x)  # batch norm + ReLU in one layer
+                children[names[i + 1]].__dict__["_cache"] = _FUSED
+                i += 2
+            else:
+                x = m._forward(x)
+                i += 1
         return x
 
     def _run_back(self, names, d):
-        for n in reversed(names):
-            d = self._children[n]._backward(d)
+        children, i = self._children, len(names) - 1
+        while i >= 0:
+            m = children[names[i]]
+            if m.__dict__.get("_cache") is _FUSED:
+                # a ReLU that forward fused into the module before it (which takes the ReLU's
+                # output gradient), or into the join when it opens the post path
+                m.__dict__["_cache"] = None
+                i -= 1
+                continue
+            d = m._backward(d)
+            i -= 1
         return d
 
     def _run_infer(self, names, shape, ctx):
@@ -82,26 +151,32 @@ class _Paths(Module):
     def _forward(self, x):
         h = self._run(self._pre, x)
         outs = [self._run(p, h) for p in self._paths]
+        post = self._post
         if self._join is None:
             out = outs[0]
+        elif self._join == "add" and self._post and _fusable_relu(self._children[self._post[0]]):
+            out, self._cache = AddReLU.forward(outs[0], outs[1])  # the sum and the post's ReLU
+            self._children[post[0]].__dict__["_cache"] = _FUSED
+            post = post[1:]
         elif self._join == "add":
-            out, self._cache = extra.Add.forward(outs[0], outs[1])
+            out, self._cache = Add.forward(outs[0], outs[1])
         elif self._join == "concat":
-            out, self._cache = extra.ChannelConcat.forward(outs)
+            out, self._cache = ChannelConcat.forward(outs)
         else:
-            out, self._cache = extra.ChannelScale.forward(outs[0], outs[1])
-        return self._run(self._post, out)
+            out, self._cache = ChannelScale.forward(outs[0], outs[1])
+        return self._run(post, out)
 
     def _backward(self, dout):
         d = self._run_back(self._post, dout)
         if self._join is None:
             ds = [d]
         elif self._join == "add":
-            ds = extra.Add.backward(d, self._take_cache())
+            cache = self._take_cache()  # Add's, or AddReLU's when forward fused the ReLU
+            ds = (AddReLU if cache.layer == "AddReLU" else Add).backward(d, cache)
         elif self._join == "concat":
-            ds = extra.ChannelConcat.backward(d, self._take_cache())
+            ds = ChannelConcat.backward(d, self._take_cache())
         else:
-            ds = extra.ChannelScale.backward(d, self._take_cache())
+            ds = ChannelScale.backward(d, self._take_cache())
         dh = None
         for path, di in zip(self._paths, ds):
             g = self._run_back(path, di)

@@ -25,6 +25,14 @@ def next_seed():
     return int(_seeds.integers(0, 2**63 - 1))
 
 
+def kaiming_normal_values(rng, shape, dtype, fan, gain=2.0):
+    """N(0, gain / fan) values of ``shape`` in ``dtype``: He et al.'s initialisation (gain 2
+    for a layer that ReLU follows, 1 for a linear one), drawn with rng.standard_normal (a
+    Generator, or NumPy's global np.random). The one implementation: kaiming_normal and
+    minidl.models.kaiming_initializer call it."""
+    return (np.sqrt(gain / fan) * rng.standard_normal(shape)).astype(dtype)
+
+
 def _fans(shape):
     """(fan_in, fan_out) of a weight (out, in) or (out, in/groups, kh, kw), as PyTorch."""
     receptive = int(np.prod(shape[2:], dtype=np.int64)) if len(shape) > 2 else 1
@@ -42,8 +50,8 @@ class kaiming_normal:
 
     def __call__(self, rng, shape, dtype):
         fan_in, fan_out = _fans(shape)
-        std = np.sqrt(2.0 / (fan_in if self.mode == "fan_in" else fan_out))
-        return (std * rng.standard_normal(shape)).astype(dtype)
+        fan = fan_in if self.mode == "fan_in" else fan_out
+        return kaiming_normal_values(rng, shape, dtype, fan)
 
 
 class uniform_fan_in:

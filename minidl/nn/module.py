@@ -13,28 +13,40 @@ What every module then offers (PyTorch names where PyTorch has them):
     backward(dout) -> dx          parameter gradients ACCUMULATE; zero_grad() clears them
     params, grads                 dicts name -> array with dotted names ('layer1.0.conv1.weight');
                                   ``params`` writes through: model.params[k] = new_w updates
-                                  the module, which is how Solver and Optimizer update
+                                  the module
+    flat_parameters()             one contiguous buffer of all parameters and one of all
+                                  gradients, of which the modules' arrays become views
+                                  (minidl.nn.flat; what Optimizer and Solver update)
     train(), eval(), astype(dtype), named_modules(), num_params(),
     state_dict(), load_state_dict(), save(path), load(path)
     output_shape(input_shape)     the output shape for one sample (no batch axis), or a
                                   ShapeError naming the first layer that cannot take its input
+    trace_shapes(input_shape)     the same inference, with one LayerTrace per layer (its
+                                  shapes, parameters and multiply-adds): what summary() prints
+    hooks(forward=, backward=)    context: see (or replace) this module's output and the
+                                  gradient arriving at it, also inside containers
+    inspecting()                  context: eval mode, gradients set aside; both restored on
+                                  exit (analysis passes, minidl.viz, leave no trace)
+
+Class attributes: ``kind`` labels the module's row in summary tables ('conv', 'linear', 'pool',
+'norm', 'act', 'other'); ``regularized_params`` names the parameters that L2 regularisation
+applies to (Conv2d and Linear: their weight; everything else: none).
 
 Parameters are declared with a shape and an initialiser and drawn only when first needed
 (see ``minidl.nn.init``): counting parameters and shape inference never allocate them.
 A module instance may appear only once in a model: it keeps the cache of its last forward.
 """
-import json
-import zipfile
+import contextlib
 from collections import OrderedDict
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 
 import numpy as np
 
-from .._config import get_default_dtype
-from .._io import atomic_open
+from .._config import float_dtype, get_default_dtype
+from .._io import load_npz, save_npz
 from . import init as _init
-
-_META_KEY = "__minidl_meta__"
+from .flat import FlatParameters
 
 
 class ShapeError(ValueError):
@@ -43,13 +55,6 @@ class ShapeError(ValueError):
 
 class StateDictError(ValueError):
     """A state (dict or .npz file) that does not match the model; nothing was loaded."""
-
-
-def _float_dtype(owner, dtype):
-    dt = np.dtype(dtype).type
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"{owner}: dtype must be float32 or float64, got {np.dtype(dtype)}")
-    return dt
 
 
 def _as_shape(owner, shape):
@@ -64,13 +69,48 @@ def _as_shape(owner, shape):
     return shape
 
 
-class _Inference:
-    """What one shape-inference pass carries: the root (for names) and an optional visitor
-    visit(module, name, in_shape, out_shape) that summary() uses to build its rows."""
+def _image_shape(shape):
+    """shape must be (C, H, W) for one sample; for a module's _out_shape."""
+    if len(shape) != 3:
+        raise ValueError(f"expects (C, H, W) per sample (no batch axis), got {shape}")
+    return shape
 
-    def __init__(self, root, visit=None):
+
+def _fmt_pair(v):
+    """(3, 3) -> '3', (1, 7) -> '1x7': a kernel, stride or pad as repr and summary print it."""
+    return str(v[0]) if v[0] == v[1] else f"{v[0]}x{v[1]}"
+
+
+@dataclass(frozen=True)
+class LayerTrace:
+    """One layer of Module.trace_shapes, for one sample (no batch axis).
+
+    name: dotted name as in state_dict (the class name for the root); module: the module;
+    in_shape, out_shape: tuples; num_params: elements of the module's own parameters (its
+    children's excluded); filters, kernel, stride, pad: the layer's settings as summary
+    tables print them ('3' or '1x7'; None where they do not apply); flops: multiply-adds of
+    one sample, counted as the lecture counts them (0 for batch norm, activations, joins).
+    """
+
+    name: str
+    module: object
+    in_shape: tuple
+    out_shape: tuple
+    num_params: int
+    filters: object = None
+    kernel: object = None
+    stride: object = None
+    pad: object = None
+    flops: int = 0
+
+
+class _Inference:
+    """What one shape-inference pass carries: the root (for names) and, for trace_shapes,
+    the list of LayerTrace rows it collects (None: plain output_shape, nothing collected)."""
+
+    def __init__(self, root, trace=None):
         self.root = root
-        self._visit = visit
+        self.trace = trace
         self._names = None
 
     def name(self, module):
@@ -84,14 +124,22 @@ class _Inference:
         return head if name == type(module).__name__ else f"{name} ({head})"
 
     def visit(self, module, in_shape, out_shape):
-        if self._visit is not None:
-            self._visit(module, self.name(module), in_shape, out_shape)
+        """Record one layer (a leaf module, or a container whose join is a row)."""
+        if self.trace is None:
+            return
+        info = module._describe(in_shape, out_shape)
+        own = sum(int(np.prod(spec[0], dtype=np.int64)) for spec in module._param_specs.values())
+        self.trace.append(LayerTrace(
+            self.name(module), module, tuple(in_shape), tuple(out_shape), own,
+            info.get("filters"), info.get("kernel"), info.get("stride"), info.get("pad"),
+            int(info.get("flops", 0))))
 
 
 class Module:
     """Base class of every layer module and container (see the module docstring)."""
 
     kind = "other"  # summary row kind: 'conv', 'linear', 'pool', 'norm', 'act' or 'other'
+    regularized_params = ()  # names of the parameters L2 regularisation applies to
 
     def __init__(self):
         d = self.__dict__
@@ -103,6 +151,7 @@ class Module:
         d["training"] = True
         d["dtype"] = np.dtype(get_default_dtype()).type
         d["_cache"] = None
+        d["_flat"] = None                   # the FlatParameters this module's arrays view
 
     # ------------------------------------------------------------------ attributes
     def __setattr__(self, name, value):
@@ -139,9 +188,13 @@ class Module:
         return module
 
     def __getstate__(self):
-        # Pickling (Solver checkpoints) keeps parameters and buffers, not forward caches.
+        # Pickling and deepcopy keep parameters and buffers, not forward caches; a copy's
+        # arrays are its own (no longer views of this model's flat buffer).
         state = dict(self.__dict__)
         state["_cache"] = None
+        state.pop("_plan_held", None)  # a convolution plan is remade on the next forward
+        state["_flat"] = None
+        state.pop("_flat_root", None)
         return state
 
     def __setstate__(self, state):
@@ -165,6 +218,15 @@ class Module:
                                      dtype=self.dtype)
             self._params[name] = a
         return a
+
+    def _set_param(self, name, value):
+        """Make value (already of the parameter's shape) the parameter's values: copied into
+        the flat buffer's view when there is one, so the buffer stays the model's storage."""
+        current = self._params.get(name)
+        if self.__dict__.get("_flat") is not None and current is not None:
+            current[...] = value
+        else:
+            self._params[name] = np.ascontiguousarray(value, dtype=self.dtype)
 
     def _accumulate(self, name, grad):
         """Add grad to the gradient of parameter name (gradients accumulate until zero_grad)."""
@@ -217,10 +279,58 @@ class Module:
         return int(sum(int(np.prod(s, dtype=np.int64)) for s in self.param_shapes().values()))
 
     def zero_grad(self):
-        """Forget accumulated gradients (arrays handed out before are left untouched)."""
+        """Forget accumulated gradients. Without a flat buffer the arrays are dropped (arrays
+        handed out before are left untouched); with one (flat_parameters) they are views of
+        it and are filled with zeros in place."""
         for m in self.modules():
-            for key in m._grads:
-                m._grads[key] = None
+            flat = m.__dict__.get("_flat") is not None
+            for key, g in m._grads.items():
+                if flat and g is not None:
+                    g[...] = 0
+                else:
+                    m._grads[key] = None
+
+    def flat_parameters(self):
+        """All parameters and gradients of this module and its children as two contiguous
+        1-D buffers: returns a minidl.nn.FlatParameters (``params``, ``grads``, ``slices``:
+        dotted name -> slice; ``param(name)``, ``grad(name)``).
+
+        The first call draws any parameter not drawn yet (see minidl.nn.init), copies the
+        parameters and accumulated gradients into the buffers and makes every module's
+        arrays views of them; later calls return the same object as long as that holds.
+        Afterwards backward accumulates into ``grads``, zero_grad() zeroes it in place, and
+        ``params[k] = v`` and load_state_dict() copy into ``params``. After astype() or a
+        change of the parameters' names or shapes the next call builds new buffers (the
+        current values copied in). Flatten the model you train, not one of its submodules
+        as well: the last one flattened owns the arrays.
+        """
+        slots = list(self._named_slots("params"))
+        cached = self.__dict__.get("_flat_root")
+        if cached is not None and len(cached.names) == len(slots) and all(
+                n == cn and m._params.get(k) is cached.param(n)
+                and m._grads.get(k) is cached.grad(n)
+                for (n, m, k), cn in zip(slots, cached.names)):
+            return cached
+        dtypes = {np.dtype(m.dtype) for _, m, _ in slots} or {np.dtype(self.dtype)}
+        if len(dtypes) > 1:
+            raise TypeError(f"{type(self).__name__}.flat_parameters: the modules mix "
+                            f"{' and '.join(sorted(d.name for d in dtypes))}; call "
+                            "model.astype(dtype) first")
+        shapes = OrderedDict((n, m._param_specs[k][0]) for n, m, k in slots)
+        flat = cached
+        if flat is None or flat.layout != tuple(shapes.items()) or flat.dtype not in dtypes:
+            flat = FlatParameters(shapes, dtypes.pop())
+        for name, m, key in slots:
+            np.copyto(flat.param(name), m._param(key))
+            g = m._grads.get(key)
+            if g is None:
+                flat.grad(name)[...] = 0
+            elif g is not flat.grad(name):
+                np.copyto(flat.grad(name), g)
+            m._params[key], m._grads[key] = flat.param(name), flat.grad(name)
+            m.__dict__["_flat"] = flat
+        self.__dict__["_flat_root"] = flat
+        return flat
 
     # ------------------------------------------------------------------ structure, modes
     def named_children(self):
@@ -250,9 +360,10 @@ class Module:
 
     def astype(self, dtype):
         """Convert parameters, gradients and buffers to float32 or float64; returns self."""
-        dt = _float_dtype(type(self).__name__, dtype)
+        dt = float_dtype(type(self).__name__, dtype)
         for m in self.modules():
             m.__dict__["dtype"] = dt
+            m.__dict__["_flat"] = None  # new arrays: flat_parameters() builds new buffers
             for table in (m._params, m._buffers):
                 for k, v in table.items():
                     table[k] = np.ascontiguousarray(v, dtype=dt)
@@ -302,6 +413,76 @@ class Module:
     def _backward(self, dout):
         raise NotImplementedError(f"{type(self).__name__} does not implement _backward")
 
+    # ------------------------------------------------------------------ inspection
+    @contextlib.contextmanager
+    def hooks(self, forward=None, backward=None):
+        """Context manager: watch, or replace, what flows through this module.
+
+        While active, ``forward(module, out)`` is called with this module's output after
+        each of its forward passes, and ``backward(module, dout)`` with the gradient that
+        arrives at its output before each of its backward passes; a hook that returns an
+        array replaces the output (or the gradient), one that returns None changes nothing.
+        Both fire whether the module runs on its own or inside a container (a Sequential,
+        Residual, ...), so a hook on ``model.layer1[0].conv1`` sees that layer's feature
+        maps during ``model.forward(x)``. Hooks nest (the innermost runs last) and are
+        removed on exit, also after an error. Do not pickle the module inside the context.
+        """
+        for what, fn in (("forward", forward), ("backward", backward)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{type(self).__name__}.hooks: {what} must be callable or None, "
+                                f"got {type(fn).__name__}")
+        d = self.__dict__
+        if "_hooks" not in d:
+            # The instance's own _forward/_backward shadow the class's for the duration:
+            # containers call children's _forward/_backward directly, so this reaches them.
+            cls = type(self)
+
+            def hooked_forward(x):
+                out = cls._forward(self, x)
+                for fwd, _ in list(d["_hooks"]):
+                    if fwd is not None:
+                        new = fwd(self, out)
+                        out = out if new is None else new
+                return out
+
+            def hooked_backward(dout):
+                for _, bwd in list(d["_hooks"]):
+                    if bwd is not None:
+                        new = bwd(self, dout)
+                        dout = dout if new is None else new
+                return cls._backward(self, dout)
+
+            d["_hooks"] = []
+            d["_forward"], d["_backward"] = hooked_forward, hooked_backward
+        entry = (forward, backward)
+        d["_hooks"].append(entry)
+        try:
+            yield self
+        finally:
+            hooks = d["_hooks"]
+            del hooks[next(i for i, e in enumerate(hooks) if e is entry)]
+            if not hooks:
+                for key in ("_hooks", "_forward", "_backward"):
+                    del d[key]
+
+    @contextlib.contextmanager
+    def inspecting(self):
+        """Context manager for analysis passes (minidl.viz): inside, every module is in eval
+        mode and starts with no accumulated parameter gradients; on exit each module's
+        train/eval mode and its accumulated gradients are exactly what they were before
+        (the gradients of backward passes run inside are dropped)."""
+        saved = [(m, m.training, dict(m._grads)) for m in self.modules()]
+        for m, _, grads in saved:
+            m.__dict__["training"] = False
+            m._grads.update(dict.fromkeys(grads))
+        try:
+            yield self
+        finally:
+            for m, training, grads in saved:
+                m.__dict__["training"] = training
+                m._grads.clear()
+                m._grads.update(grads)
+
     def _take_cache(self):
         """The cache of the last forward, once (a second backward is an error)."""
         cache = self._cache
@@ -317,6 +498,16 @@ class Module:
         alone; raises ShapeError naming the first layer that cannot take its input."""
         shape = _as_shape(f"{type(self).__name__}.output_shape", input_shape)
         return self._infer(shape, _Inference(self))
+
+    def trace_shapes(self, input_shape):
+        """Shape inference that reports every layer: returns (output_shape, layers) for one
+        sample of input_shape (no batch axis), layers a list of LayerTrace in execution order:
+        one per leaf module and one per Concat join (residual additions have none). Draws no
+        parameters; raises ShapeError as output_shape does. minidl.summary is built on it."""
+        shape = _as_shape(f"{type(self).__name__}.trace_shapes", input_shape)
+        layers = []
+        out = self._infer(shape, _Inference(self, layers))
+        return out, layers
 
     def _infer(self, shape, ctx):
         # Leaves: _out_shape, with its error turned into one that names the layer.
@@ -392,32 +583,21 @@ class Module:
         for name, value in converted.items():
             m, key, what, _ = slots[name]
             if what == "param":
-                m._params[key] = value
+                m._set_param(key, value)
             else:
                 m._buffers[key] = value
 
     def save(self, path):
-        """Write state_dict() to a .npz file at path, atomically (temporary file + rename)."""
-        arrays = dict(self.state_dict())
-        meta = {"format": "minidl.nn.state/1", "class": type(self).__name__,
-                "dtype": np.dtype(self.dtype).name}
-        arrays[_META_KEY] = np.array(json.dumps(meta))
-        with atomic_open(path) as f:
-            np.savez(f, **arrays)
-        return path
+        """Write state_dict() to a .npz file at path (minidl's one model-file layout,
+        minidl._io.save_npz: arrays by name plus JSON metadata), atomically; returns path."""
+        return save_npz(path, self.state_dict(), {"class": type(self).__name__,
+                                                  "dtype": np.dtype(self.dtype).name})
 
     def load(self, path, strict=True):
-        """Read a file written by save() into this model (all or nothing, see
-        load_state_dict); returns self."""
+        """Read a file written by save() (or a plain .npz of a state dict) into this model,
+        all or nothing (see load_state_dict); returns self."""
         owner = f"{type(self).__name__}.load"
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                state = {k: f[k] for k in f.files if k != _META_KEY}
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-            raise StateDictError(f"{owner}: cannot read {path!r} as a .npz state file ({e})") \
-                from None
+        state, _ = load_npz(path, owner, StateDictError)
         self.load_state_dict(state, strict=strict)
         return self
 
@@ -441,8 +621,9 @@ class Module:
 class ParamView(MutableMapping):
     """A model's parameters as a dict name -> array; setting an item writes into the module.
 
-    ``model.params[k] = new_w`` (what Solver and Optimizer do) checks the shape, casts to
-    the model's dtype and replaces the module's array. Entries cannot be added or deleted.
+    ``model.params[k] = new_w`` checks the shape, casts to the model's dtype and replaces
+    the module's array, or copies into it when it is a view of the model's flat buffer (see
+    Module.flat_parameters). Entries cannot be added or deleted.
     """
 
     def __init__(self, root):
@@ -459,7 +640,7 @@ class ParamView(MutableMapping):
         if np.shape(value) != shape:
             raise ValueError(f"{self._root_name}.params[{name!r}]: the parameter has shape "
                              f"{shape} but the new value has shape {np.shape(value)}")
-        m._params[key] = np.ascontiguousarray(value, dtype=m.dtype)
+        m._set_param(key, value)
 
     def __delitem__(self, name):
         raise TypeError(f"{self._root_name}.params: parameters cannot be deleted")

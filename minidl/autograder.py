@@ -1,33 +1,34 @@
-"""``minidl gradcheck``: gradient checks from the command line, and the course's autograder.
+"""The course's autograder: a student's forward/backward pair checked against numeric
+gradients and against minidl's layers, on fixed random cases (``minidl gradcheck`` is its
+command line, in minidl.cli.gradcheck).
 
-    minidl gradcheck Conv                     a built-in layer on random inputs of several shapes
-    minidl gradcheck all                      every built-in layer
-    minidl gradcheck my_layers.py:conv_forward,conv_backward --like Conv
-    minidl gradcheck my_layers.py:Conv        a class with static forward/backward
+    forward, backward, path, cls = load_student_pair("my_layers.py:conv_forward,conv_backward")
+    report = Report()
+    for description, rows in check_student(forward, backward, "Conv", path=path):
+        print(report.add(description, rows))
+    print(report.verdict("my_layers.py")); report.passed
 
-A student's pair runs on the same random float64 inputs as minidl's reference layer (the
-``--like`` layer) in several shapes. For every case it checks
+A student's pair runs on the same random float64 inputs as minidl's reference layer in
+several shapes. For every case it checks
 
 - the forward output against the reference layer's output;
 - every gradient against numeric gradients of the student's own forward
   (minidl.gradcheck.check_pair, with a random upstream gradient dout);
 - every gradient against the reference layer's backward for the same dout;
 
-and prints, per output, pass/fail, the worst relative error (EECS 498's rel_error: max|a-b|
-over max(|a|+|b|)), the index of the worst element and both values there. The exit status is
-0 only when every check passes, so a course can hand this out as its autograder.
+and reports, per output, pass/fail, the worst relative error (EECS 498's rel_error:
+max|a-b| over max(|a|+|b|)), the index of the worst element and both values there.
+check_builtin runs the same cases (plus minidl's extensions: groups, dilation, pool padding)
+on minidl's own layers against numeric gradients.
 
 The cases use only the course's parameters (stride, pad, pool sizes, batch-norm mode), so
-the course's own layer implementations can be checked; the built-in check of minidl's layers
-adds cases with minidl's extensions (groups, dilation, pool padding).
+the course's own layer implementations can be checked.
 """
-import argparse
 import copy
 import importlib.util
 import os
 import re
 import sys
-import time
 import traceback
 from collections import namedtuple
 
@@ -35,15 +36,18 @@ import numpy as np
 
 from . import gradcheck as _gc
 from . import layers as L
-from ._cli_args import positive_int as _positive_int
 
-__all__ = ["SPECS", "add_arguments", "run", "load_student_pair", "check_builtin",
-           "check_student"]
+__all__ = ["SPECS", "Spec", "Row", "Report", "StudentCodeError", "lookup_layer",
+           "load_student_pair", "check_builtin", "check_student", "REFERENCE_THRESHOLD"]
+
+
+class StudentCodeError(ValueError):
+    """The student's file raised while it was imported (a bug in the student's code, not in
+    how the check was asked for)."""
 
 # A case is a list of (argument name, value): a tuple value is the shape of a random
 # standard-normal float64 array, anything else (a param dict, an int) is passed as is.
-Spec = namedtuple("Spec", ["layer", "backward", "cases", "extra_cases", "threshold", "atol",
-                           "student"])
+Spec = namedtuple("Spec", ["layer", "backward", "cases", "extra_cases", "threshold", "student"])
 
 _CONV = [
     [("x", (2, 3, 5, 5)), ("w", (4, 3, 3, 3)), ("b", (4,)),
@@ -94,16 +98,10 @@ _CONV_BN = [
 _POOL2 = ("pool_param", {"pool_height": 2, "pool_width": 2, "stride": 2})
 
 
-def _spec(layer, cases, extra=(), threshold=1e-7, atol=None, backward="backward",
-          student=True):
-    return Spec(layer, backward, list(cases), list(extra), threshold, atol, student)
-
-
-# A bias followed by batch norm has a gradient that is zero in exact arithmetic: its numeric
-# gradient is rounding noise of about eps * |L| / h, up to ~1e-9 here, which check_pair's
-# default noise floor sometimes underestimates. 1e-8 is still far below any real mistake
-# (the other gradients are of order 1, where the relative threshold decides).
-_BIAS_BEFORE_BN_ATOL = 1e-8
+def _spec(layer, cases, extra=(), threshold=1e-7, backward="backward", student=True):
+    # A bias followed by batch norm has a gradient that is zero in exact arithmetic: the
+    # engine's noise floor (minidl.gradcheck.noise_floor) passes it, as for any other check.
+    return Spec(layer, backward, list(cases), list(extra), threshold, student)
 
 
 SPECS = {
@@ -124,6 +122,7 @@ SPECS = {
     "BatchNorm": _spec(L.BatchNorm, _BN),
     "BatchNorm.backward_alt": _spec(L.BatchNorm, _BN, backward="backward_alt"),
     "SpatialBatchNorm": _spec(L.SpatialBatchNorm, _SBN),
+    "SpatialBatchNormReLU": _spec(L.SpatialBatchNormReLU, _SBN),
     "LayerNorm": _spec(L.LayerNorm, [
         [("x", (4, 5)), ("gamma", (5,)), ("beta", (5,)), ("ln_param", {})],
         [("x", (2, 7)), ("gamma", (7,)), ("beta", (7,)), ("ln_param", {})]]),
@@ -132,11 +131,12 @@ SPECS = {
         [("x", (1, 4, 2, 3)), ("gamma", (4,)), ("beta", (4,)), ("G", 4), ("gn_param", {})]]),
     "Conv_ReLU": _spec(L.Conv_ReLU, _CONV),
     "Conv_ReLU_Pool": _spec(L.Conv_ReLU_Pool, _CONV_RELU_POOL),
-    "Conv_BatchNorm_ReLU": _spec(L.Conv_BatchNorm_ReLU, _CONV_BN, atol=_BIAS_BEFORE_BN_ATOL),
+    "Conv_BatchNorm_ReLU": _spec(L.Conv_BatchNorm_ReLU, _CONV_BN),
     "Conv_BatchNorm_ReLU_Pool": _spec(L.Conv_BatchNorm_ReLU_Pool,
-                                      [case + [_POOL2] for case in _CONV_BN],
-                                      atol=_BIAS_BEFORE_BN_ATOL),
-    "Linear_BatchNorm_ReLU": _spec(L.Linear_BatchNorm_ReLU, atol=_BIAS_BEFORE_BN_ATOL, cases=[
+                                      [case + [_POOL2] for case in _CONV_BN]),
+    "AddReLU": _spec(L.AddReLU, [[("a", (3, 5)), ("b", (3, 5))],
+                                 [("a", (2, 3, 4, 4)), ("b", (2, 3, 4, 4))]]),
+    "Linear_BatchNorm_ReLU": _spec(L.Linear_BatchNorm_ReLU, cases=[
         [("x", (4, 5)), ("w", (5, 3)), ("b", (3,)), ("gamma", (3,)), ("beta", (3,)),
          ("bn_param", {"mode": "train"})],
         [("x", (6, 2, 2)), ("w", (4, 4)), ("b", (4,)), ("gamma", (4,)), ("beta", (4,)),
@@ -149,8 +149,8 @@ REFERENCE_THRESHOLD = 1e-8
 REFERENCE_ATOL = 1e-10
 
 
-def _lookup(name):
-    """The SPECS key for name, case-insensitively; ValueError listing the names otherwise."""
+def lookup_layer(name):
+    """The SPECS key for name, case-insensitively; ValueError naming close matches otherwise."""
     for key in SPECS:
         if key.lower() == name.lower():
             return key
@@ -158,7 +158,8 @@ def _lookup(name):
 
     close = difflib.get_close_matches(name, list(SPECS), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise ValueError(f"unknown layer {name!r}{hint} (see `minidl gradcheck --list`)")
+    raise ValueError(f"unknown layer {name!r}{hint} (the names: minidl.autograder.SPECS, or "
+                     "`minidl gradcheck --list`)")
 
 
 def _make_args(case, seed, index):
@@ -179,10 +180,6 @@ def _describe(names, args):
     return ", ".join(parts)
 
 
-def _dout_for(shape, seed, index):
-    return np.random.default_rng([seed, index, 0x646F7574]).standard_normal(shape)
-
-
 # --------------------------------------------------------------------------- one row of output
 
 class Row:
@@ -196,7 +193,7 @@ class Row:
         self.value = getattr(result, "analytic", None) if result is not None else None
         self.expected = getattr(result, "numeric", None) if result is not None else None
         self.n_bad = getattr(result, "n_bad", None) if result is not None else None
-        self.size = int(np.prod(result.shape)) if result is not None else None
+        self.size = result.n_checked if result is not None else None
         self.passed = result is not None and result.passed and self.problem is None
         # Passed only because every difference is below the noise floor (a zero gradient).
         self.noise = self.passed and bool(getattr(result, "at_noise_floor", False))
@@ -244,8 +241,7 @@ def check_builtin(key, seed=0, include_extra=True):
     for i, case in enumerate(cases):
         names, args = _make_args(case, seed, i)
         report = _gc.check_layer(spec.layer, *args, backward=spec.backward, names=names,
-                                 seed=seed, threshold=spec.threshold, atol=spec.atol,
-                                 title=key)
+                                 seed=seed, threshold=spec.threshold, title=key)
         yield _describe(names, args), [Row(f"d{r.name}", "numeric", r) for r in report]
 
 
@@ -259,7 +255,7 @@ def check_student(forward, backward, key, seed=0, path=None):
         names, args = _make_args(case, seed, i)
         rows = []
         ref_out, ref_cache = spec.layer.forward(*copy.deepcopy(args))
-        dout = _dout_for(ref_out.shape, seed, i)
+        dout = _gc.upstream_gradient(ref_out.shape, seed, i)
         ref_grads = ref_backward(dout, ref_cache)
         if not isinstance(ref_grads, tuple):
             ref_grads = (ref_grads,)
@@ -281,14 +277,13 @@ def check_student(forward, backward, key, seed=0, path=None):
         rows.append(out_row)
         same_shape = isinstance(out, np.ndarray) and out.shape == ref_out.shape
         student_dout = dout if same_shape else (
-            _dout_for(np.shape(out), seed, i) if isinstance(out, np.ndarray) else None)
+            _gc.upstream_gradient(out.shape, seed, i) if isinstance(out, np.ndarray) else None)
         if student_dout is None:
             yield _describe(names, args), rows
             continue
         try:
             report = _gc.check_pair(forward, backward, args, names=names, dout=student_dout,
-                                    seed=seed, threshold=spec.threshold, atol=spec.atol,
-                                    title=key)
+                                    seed=seed, threshold=spec.threshold, title=key)
         except Exception as e:
             rows.append(Row("grads", "numeric",
                             problem=f"backward failed: {_student_error(e, path)}"))
@@ -324,7 +319,7 @@ def load_student_pair(target):
     try:
         spec.loader.exec_module(module)
     except Exception as e:
-        raise ValueError(f"cannot import {path}: {_student_error(e, path)}") from None
+        raise StudentCodeError(f"cannot import {path}: {_student_error(e, path)}") from None
     finally:
         if folder in sys.path:
             sys.path.remove(folder)
@@ -354,14 +349,15 @@ def load_student_pair(target):
     return fw, bw, path, None
 
 
-# --------------------------------------------------------------------------- printing
+# --------------------------------------------------------------------------- the report
 
 def _fmt(v):
     return "-" if v is None else f"{v: .6e}"
 
 
-def _print_case(number, total, description, rows, out):
-    print(f"case {number}/{total}: {description}", file=out)
+def format_case(number, total, description, rows):
+    """The table of one case: 'case 2/3: x (2, 3, 5, 5), ...' and a line per Row."""
+    lines = [f"case {number}/{total}: {description}"]
     table = [["output", "against", "status", "rel error", "worst index", "value", "expected"]]
     for r in rows:
         if r.problem is not None:
@@ -373,144 +369,49 @@ def _print_case(number, total, description, rows, out):
                       "" if r.passed else _fmt(r.value), "" if r.passed else _fmt(r.expected)])
     widths = [max(len(row[i]) for row in table if len(row[i]) < 40) for i in range(len(table[0]))]
     for row in table:
-        print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     if any(r.noise for r in rows):
-        print("  * a zero gradient: every difference is below the finite-difference noise "
-              "floor", file=out)
-    out.flush()
+        lines.append("  * a zero gradient: every difference is below the finite-difference "
+                     "noise floor")
+    return "\n".join(lines)
 
 
-def _run_checks(title, cases_iter, total, out):
-    """Print every case; returns (n_checks, failures [(case number, Row)])."""
-    print(title, file=out)
-    n_checks, failures = 0, []
-    for number, (description, rows) in enumerate(cases_iter, start=1):
-        _print_case(number, total, description, rows, out)
-        n_checks += len(rows)
-        failures += [(number, r) for r in rows if not r.passed]
-    return n_checks, failures
+class Report:
+    """The cases of one check, collected as they come (check_builtin and check_student yield
+    them one at a time, so a caller can show each at once).
 
+    add(description, rows) -> the case's table (format_case); passed; n_checks;
+    failures [(case number, Row)]; verdict(name) -> the one-line summary.
+    """
 
-def _summary(name, n_checks, failures, out):
-    if not failures:
-        print(f"{name}: all {n_checks} checks passed", file=out)
-        return
-    worst = {}
-    for number, r in failures:
-        worst.setdefault((r.output, r.against), []).append((number, r))
-    parts = []
-    for (output, against), items in worst.items():
-        cases = ", ".join(str(n) for n, _ in items)
-        n, r = items[0]
-        detail = (r.problem if r.problem is not None else
-                  f"rel error {r.rel_error:.1e} at index {r.index}")
-        parts.append(f"{output} vs {against} in case(s) {cases} ({detail})")
-    print(f"{name}: FAILED {len(failures)} of {n_checks} checks: " + "; ".join(parts), file=out)
+    def __init__(self, total=None):
+        self.total = total
+        self.n_cases, self.n_checks, self.failures = 0, 0, []
 
+    def add(self, description, rows):
+        self.n_cases += 1
+        self.n_checks += len(rows)
+        self.failures += [(self.n_cases, r) for r in rows if not r.passed]
+        return format_case(self.n_cases, self.total or self.n_cases, description, rows)
 
-# --------------------------------------------------------------------------- the command
+    @property
+    def passed(self):
+        return not self.failures
 
-EXAMPLES = """examples:
-  minidl gradcheck Conv                 check minidl's Conv on random inputs of several shapes
-  minidl gradcheck FastConv BatchNorm   several layers
-  minidl gradcheck all                  every built-in layer
-  minidl gradcheck --list               the layer names
-  minidl gradcheck my_layers.py:conv_forward_naive,conv_backward_naive --like Conv
-  minidl gradcheck convolutional_networks.py:Conv      a class with forward/backward
-  minidl gradcheck layers.py:Linear.forward,Linear.backward --like Linear
-
-For a student's pair, each case prints the forward output against minidl's layer and every
-gradient against numeric gradients and against minidl's layer: pass/fail, the worst relative
-error, the index of the worst element and the two values there. Exit status: 0 when every
-check passes, 1 when one fails (or the student's code raises), 2 for bad arguments.
-"""
-
-
-def add_arguments(parser):
-    parser.description = (
-        "Gradient checks: minidl's own layers, or a student's forward/backward pair compared "
-        "with\nnumeric gradients and with minidl's reference layer (float64, several input "
-        "shapes).")
-    parser.epilog = EXAMPLES
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("targets", nargs="*", metavar="LAYER | FILE.py:FORWARD,BACKWARD",
-                        help="built-in layer name(s) or 'all'; or one student pair")
-    parser.add_argument("--like", metavar="LAYER",
-                        help="the minidl layer a student's pair implements (its inputs and "
-                        "reference); default: the class name, for FILE.py:CLASS")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the random inputs and upstream gradients (default: 0)")
-    parser.add_argument("--threads", type=_positive_int, default=1,
-                        help="threads for kernels and BLAS (default: 1)")
-    parser.add_argument("--list", action="store_true", help="list the layer names and exit")
-
-
-def run(args):
-    import minidl
-
-    previous = minidl.get_num_threads()
-    minidl.set_num_threads(args.threads)
-    try:
-        return _run(args)
-    finally:
-        minidl.set_num_threads(previous)
-
-
-def _run(args, out=None):
-    out = out or sys.stdout
-    if args.list:
-        for key, spec in SPECS.items():
-            n = len(spec.cases) + len(spec.extra_cases)
-            note = "" if spec.student else "  (built-in only)"
-            print(f"{key:26s} {n} cases{note}", file=out)
-        return 0
-    if not args.targets:
-        raise ValueError("name a layer (e.g. Conv, or all) or a student pair FILE.py:FORWARD,"
-                         "BACKWARD --like LAYER (see --help)")
-    student = [t for t in args.targets if ":" in t or t.endswith(".py")]
-    start = time.perf_counter()
-    if student:
-        if len(args.targets) != 1:
-            raise ValueError("check one student pair at a time")
-        return _run_student(args.targets[0], args.like, args.seed, out, start)
-    if args.like is not None:
-        raise ValueError("--like is for a student's pair (FILE.py:FORWARD,BACKWARD)")
-    keys = list(SPECS) if [t.lower() for t in args.targets] == ["all"] else \
-        [_lookup(t) for t in args.targets]
-    status = 0
-    for key in keys:
-        spec = SPECS[key]
-        total = len(spec.cases) + len(spec.extra_cases)
-        title = (f"minidl gradcheck {key}: {total} cases, float64, numeric gradients "
-                 f"(threshold {spec.threshold:g}), seed {args.seed}")
-        n_checks, failures = _run_checks(title, check_builtin(key, args.seed), total, out)
-        _summary(key, n_checks, failures, out)
-        status = status or (1 if failures else 0)
-    print(f"time: {time.perf_counter() - start:.1f} s", file=out)
-    return status
-
-
-def _run_student(target, like, seed, out, start):
-    if target.endswith(".py") and ":" not in target:
-        raise ValueError(f"name the functions to check: {target}:FORWARD,BACKWARD (or "
-                         f"{target}:CLASS)")
-    forward, backward, path, cls = load_student_pair(target)
-    if like is None:
-        if cls is None:
-            raise ValueError("--like LAYER is required: which minidl layer does the pair "
-                             "implement? (e.g. --like Conv; see --list)")
-        like = cls
-    key = _lookup(like)
-    spec = SPECS[key]
-    if not spec.student:
-        raise ValueError(f"--like {key}: a student's {key} cannot be compared with minidl's "
-                         f"(random masks differ); check it with minidl.gradcheck.check_pair")
-    total = len(spec.cases)
-    title = (f"minidl gradcheck {os.path.basename(path)}: {target.rpartition(':')[2]} like "
-             f"{key}: {total} cases, float64, seed {seed}; numeric threshold "
-             f"{spec.threshold:g}, reference threshold {REFERENCE_THRESHOLD:g}")
-    n_checks, failures = _run_checks(title, check_student(forward, backward, key, seed, path),
-                                     total, out)
-    _summary(os.path.basename(path), n_checks, failures, out)
-    print(f"time: {time.perf_counter() - start:.1f} s", file=out)
-    return 1 if failures else 0
+    def verdict(self, name):
+        """'NAME: all 21 checks passed', or 'NAME: FAILED k of n checks: dw vs numeric in
+        case(s) 1, 2 (rel error ... at index ...); ...' (the first failure of each output)."""
+        if not self.failures:
+            return f"{name}: all {self.n_checks} checks passed"
+        worst = {}
+        for number, r in self.failures:
+            worst.setdefault((r.output, r.against), []).append((number, r))
+        parts = []
+        for (output, against), items in worst.items():
+            cases = ", ".join(str(n) for n, _ in items)
+            r = items[0][1]
+            detail = (r.problem if r.problem is not None else
+                      f"rel error {r.rel_error:.1e} at index {r.index}")
+            parts.append(f"{output} vs {against} in case(s) {cases} ({detail})")
+        return (f"{name}: FAILED {len(self.failures)} of {self.n_checks} checks: "
+                + "; ".join(parts))
