@@ -5,7 +5,8 @@ from minidl import _kernels
 
 # test name -> ConvPlan.algorithm ('numpy': the NumPy fallback, compiled kernels off)
 PATHS = {"im2col": "gemm_batched", "images": "gemm_images", "direct": "direct_grouped",
-         "1x1": "gemm_1x1", "packed": "gemm_packed", "numpy": None}
+         "1x1": "gemm_1x1", "packed": "gemm_packed", "winograd_2x2": "winograd_2x2",
+         "winograd_4x4": "winograd_4x4", "numpy": None}
 
 
 @contextlib.contextmanager

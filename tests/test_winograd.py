@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import minidl
 from minidl import _kernels
+from minidl._kernels import convolution
 from minidl._kernels import winograd as wino
 from minidl.layers import Conv, FastConv
 
@@ -269,3 +270,163 @@ def test_empty_batches_and_channels_give_empty_or_bias_only_results():
     np.testing.assert_array_equal(out, np.broadcast_to(b.reshape(1, 4, 1, 1), (2, 4, 5, 5)))
     dw, db = _kernels.winograd_backward_filter(X[:, :0], D, 4, 1, 1, with_db=True)
     assert dw.shape == (4, 0, 3, 3) and db.shape == (4,)
+
+
+# -------------------------------------------------------------------- through the ConvPlan
+
+WINOGRAD_ALGORITHMS = ("winograd_2x2", "winograd_4x4")
+
+
+def wino_tile(algorithm):
+    return convolution.WINOGRAD_TILE[algorithm]
+
+
+def _layer_run(x, w, b, dout, param):
+    out, cache = FastConv.forward(x, w, b, param)
+    return (out,) + tuple(FastConv.backward(dout, cache)), cache.values[0]
+
+
+@EXAMPLES
+@given(geometry=geometries(), algorithm=st.sampled_from(WINOGRAD_ALGORITHMS),
+       dtype=st.sampled_from([np.float32, np.float64]), bias=st.booleans(),
+       block_tiles=st.integers(1, 64), seed=st.integers(0, 2**16))
+def test_fastconv_runs_each_forced_winograd_algorithm_as_the_naive_layer(
+        geometry, algorithm, dtype, bias, block_tiles, seed):
+    (x, w, b, dout), ref = _naive(geometry, seed, bias)
+    args = [None if a is None else a.astype(dtype) for a in (x, w, b, dout)]
+    param = {"stride": 1, "pad": (geometry[5], geometry[6])}
+    with pytest.MonkeyPatch.context() as mp, _kernels.forced_algorithm(algorithm):
+        mp.setattr(wino, "BLOCK_TILES", block_tiles)  # several blocks: the blocks schedule
+        got, plan = _layer_run(*args, param)
+    assert plan.algorithm == algorithm and plan.family == "winograd"
+    assert all(g is None if r is None else g.dtype == dtype for g, r in zip(got, ref))
+    if not bias:
+        assert got[3] is None
+        got, ref = got[:3], ref[:3]
+    tol = ERROR_BOUND[wino_tile(algorithm)] if dtype == np.float32 else 1e-11
+    _assert_close(got, ref, tol, f"{algorithm} {np.dtype(dtype).name} {geometry}")
+
+
+@pytest.mark.parametrize("algorithm", WINOGRAD_ALGORITHMS)
+def test_float32_layers_stay_within_the_documented_bound_at_32_channels(algorithm):
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 32, 9, 11)), rng.standard_normal((24, 32, 3, 3))
+    b = rng.standard_normal(24)
+    out, cache = Conv.forward(x, w, b, {"pad": 1})
+    dout = rng.standard_normal(out.shape)
+    ref = (out,) + tuple(Conv.backward(dout, cache))
+    with _kernels.forced_algorithm(algorithm):
+        got, _ = _layer_run(*(a.astype(np.float32) for a in (x, w, b, dout)), {"pad": 1})
+    for name, g, r in zip(("out", "dx", "dw", "db"), got, ref):
+        err = np.abs(g.astype(np.float64) - r).max() / np.abs(r).max()
+        assert err <= ERROR_BOUND[wino_tile(algorithm)], f"{algorithm} {name}: {err:.2e}"
+
+
+def test_set_conv_algorithm_winograd_runs_float32_and_float64_layers():
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3))
+    out, cache = Conv.forward(x, w, None, {"pad": 2})
+    dout = rng.standard_normal(out.shape)
+    ref = (out,) + tuple(Conv.backward(dout, cache))
+    old = minidl.set_conv_algorithm("winograd")
+    try:
+        for dtype, tol in ((np.float64, 1e-11), (np.float32, ERROR_BOUND[4])):
+            got, plan = _layer_run(x.astype(dtype), w.astype(dtype), None, dout.astype(dtype),
+                                   {"pad": 2})
+            assert plan.algorithm == "winograd_4x4"  # 3 channels: only because it is forced
+            _assert_close(got[:3], ref[:3], tol, np.dtype(dtype).name)
+        # a geometry Winograd cannot run keeps the automatic choice
+        plan = _kernels.plan_conv("FastConv", x, np.ones((4, 3, 3, 3)), None,
+                                  {"pad": 1, "stride": 2, "floor_mode": True})
+        assert plan.family == "gemm"
+    finally:
+        minidl.set_conv_algorithm(old)
+
+
+def _plan(x_shape, f=None, dtype=np.float32, k=3, **param):
+    w_shape = (f or x_shape[1], x_shape[1] // param.get("groups", 1), k, k)
+    return _kernels.plan_conv("FastConv", np.zeros(x_shape, dtype), np.zeros(w_shape, dtype),
+                              None, dict({"pad": 1}, **param))
+
+
+@pytest.mark.parametrize("x_shape,f,param,algorithm", [
+    ((64, 16, 32, 32), 16, {}, "winograd_4x4"),       # ResNet-20 stage 1
+    ((8, 64, 56, 56), 64, {}, "winograd_4x4"),
+    ((8, 256, 14, 14), 256, {}, "winograd_4x4"),
+    ((4, 64, 4, 4), 64, {}, "winograd_4x4"),
+    ((4, 64, 3, 3), 64, {}, "winograd_2x2"),          # output plane smaller than a 4x4 tile
+    ((4, 64, 1, 1), 64, {}, "winograd_2x2"),
+    ((4, 64, 5, 1), 64, {}, "winograd_2x2"),
+    ((64, 8, 32, 32), 16, {}, "winograd_4x4"),
+    ((64, 3, 32, 32), 64, {}, "gemm_packed"),         # few input channels: GEMM measured faster
+    ((64, 7, 32, 32), 64, {}, "gemm_packed"),
+    ((8, 64, 15, 15), 64, {"stride": 2}, "gemm_packed"),
+    ((8, 64, 16, 16), 64, {"dilation": 2, "pad": 2}, "gemm_packed"),
+    ((8, 64, 16, 16), 64, {"groups": 2}, "gemm_packed"),
+])
+def test_auto_runs_float32_3x3_stride1_layers_by_winograd_as_measured(x_shape, f, param,
+                                                                      algorithm):
+    assert _plan(x_shape, f, **param).algorithm == algorithm
+
+
+def test_auto_never_picks_winograd_for_float64_even_when_autotuning():
+    for x_shape in ((64, 16, 32, 32), (4, 64, 1, 1), (2, 8, 5, 5)):
+        plan32, plan64 = _plan(x_shape), _plan(x_shape, dtype=np.float64)
+        assert plan32.family == "winograd" and plan64.family == "gemm", (plan32, plan64)
+        assert set(WINOGRAD_ALGORITHMS) <= set(convolution.candidates(plan32))
+        assert not set(WINOGRAD_ALGORITHMS) & set(convolution.candidates(plan64))
+    old = minidl.set_conv_autotune(True)
+    try:
+        plan = _plan((2, 8, 5, 5), dtype=np.float64)
+        assert plan.tuned and plan.family == "gemm"
+    finally:
+        minidl.set_conv_autotune(old)
+
+
+def test_autotune_times_the_winograd_candidates_of_float32_plans(monkeypatch):
+    timed = []
+    real = convolution.forward
+    monkeypatch.setattr(convolution, "forward",
+                        lambda p, *a: timed.append(p.algorithm) or real(p, *a))
+    old = minidl.set_conv_autotune(True)
+    try:
+        plan = _plan((2, 8, 6, 6))
+    finally:
+        minidl.set_conv_autotune(old)
+    assert plan.tuned and set(WINOGRAD_ALGORITHMS) <= set(timed)
+    assert plan.algorithm in timed
+
+
+@pytest.mark.parametrize("algorithm", WINOGRAD_ALGORITHMS)
+def test_the_plan_reports_its_winograd_algorithm_and_workspace(algorithm):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 6, 13, 11)).astype(np.float32)
+    w = rng.standard_normal((5, 6, 3, 3)).astype(np.float32)
+    _kernels.release_workspaces()
+    with _kernels.forced_algorithm(algorithm):
+        out, cache = FastConv.forward(x, w, None, {"pad": (1, 0)})
+        FastConv.backward(np.ones_like(out), cache)
+        plan = cache.values[0]
+        assert any(line.endswith(f"-> {algorithm}") and "(3, 6, 13, 11)" in line
+                   for line in minidl.kernels_info()["conv_plans"])
+    assert algorithm in plan.describe()
+    # the workspace a forward + backward leaves allocated is what the plan accounts
+    used = sum(buf.nbytes for buf in _kernels._tls.spaces.values())
+    assert plan.workspace_bytes == used > 0
+
+
+def test_an_nn_conv2d_in_float32_runs_winograd_and_matches_float64():
+    from minidl import nn
+
+    rng = np.random.default_rng(9)
+    m32 = nn.Conv2d(16, 8, 3, padding=1).astype(np.float32)
+    m64 = nn.Conv2d(16, 8, 3, padding=1).astype(np.float64)
+    m64.load_state_dict({k: v.astype(np.float64) for k, v in m32.state_dict().items()})
+    x = rng.standard_normal((2, 16, 7, 7))
+    dout = rng.standard_normal((2, 8, 7, 7))
+    out32, out64 = m32.forward(x.astype(np.float32)), m64.forward(x)
+    assert m32._cache.values[0].algorithm == "winograd_4x4"
+    assert m64._cache.values[0].family == "gemm"
+    dx32, dx64 = m32.backward(dout.astype(np.float32)), m64.backward(dout)
+    _assert_close((out32, dx32, m32.grads["weight"]), (out64, dx64, m64.grads["weight"]),
+                  ERROR_BOUND[4], "nn.Conv2d")

@@ -160,7 +160,6 @@ def _common_args(fn, m, ph, pw):
     if not winograd_available():
         raise RuntimeError(f"{fn}: the compiled Winograd kernels are not available (not "
                            f"built, or use_compiled(False))")
-    _products_kernel()
     return int(m), _int_arg(fn, "ph", ph, 0), _int_arg(fn, "pw", pw, 0)
 
 
@@ -281,9 +280,28 @@ def winograd_workspace_bytes(kind, x_shape, f, m, ph, pw, dtype=np.float32):
     f = _int_arg(fn, "f", f, 0)
     ho, wo = _out_size(fn, h, w, _int_arg(fn, "ph", ph, 0), _int_arg(fn, "pw", pw, 0))
     itemsize = np.dtype(dtype).itemsize
+    return _schedule_of(kind, (n, c, h, w), f, int(m), ho, wo, itemsize).nbytes(itemsize)
+
+
+def _schedule_of(kind, x_shape, f, m, ho, wo, itemsize):
+    n, c, h, w = x_shape
     if kind == "data":  # the convolution of dout (N, F, HO, WO) into dx (N, C, H, W)
-        return _Schedule(kind, n, f, c, h, w, int(m), itemsize).nbytes(itemsize)
-    return _Schedule(kind, n, c, f, ho, wo, int(m), itemsize).nbytes(itemsize)
+        return _Schedule(kind, n, f, c, h, w, m, itemsize)
+    return _Schedule(kind, n, c, f, ho, wo, m, itemsize)
+
+
+def training_workspace_bytes(x_shape, f, m, ph, pw, dtype):
+    """Bytes of scratch a forward + backward (data and filter gradients) leaves allocated:
+    the passes share their workspaces by name, each grown to the largest pass's need. For
+    ConvPlan.workspace_bytes; the arguments are assumed valid (the plan checked them)."""
+    itemsize = np.dtype(dtype).itemsize
+    n, c, h, w = x_shape
+    ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
+    sizes = {}
+    for kind in ("forward", "data", "filter"):
+        for name, shape in _schedule_of(kind, x_shape, f, m, ho, wo, itemsize).spaces.items():
+            sizes[name] = max(sizes.get(name, 0), int(np.prod(shape)))
+    return sum(sizes.values()) * itemsize
 
 
 # --------------------------------------------------------------------------- passes
@@ -348,8 +366,16 @@ def winograd_forward(x, w, b, m, ph, pw, *, block_rows=None):
         _check_dtypes(fn, x=x, b=b)
         if b.shape != (w.shape[0],):
             raise ValueError(f"{fn}: b {b.shape} must have one value per filter of w {w.shape}")
+    _out_size(fn, x.shape[2], x.shape[3], ph, pw)
+    return run_forward(x, w, b, m, ph, pw, block_rows=block_rows, fn=fn)
+
+
+def run_forward(x, w, b, m, ph, pw, *, block_rows=None, fn="winograd_forward"):
+    """winograd_forward without its argument checks, for callers that made them already
+    (a ConvPlan): C-contiguous x, w (and b) of one float dtype, shapes that fit, m 2 or 4."""
+    _products_kernel()
     n, _, h, wd = x.shape
-    ho, wo = _out_size(fn, h, wd, ph, pw)
+    ho, wo = h + 2 * ph - 2, wd + 2 * pw - 2
     return _convolve(fn, "forward", x, w, b, (n, w.shape[0], ho, wo), m, -ph, -pw, block_rows)
 
 
@@ -377,8 +403,15 @@ def winograd_backward_data(dout, w, x_shape, m, ph, pw, *, block_rows=None):
     if dout.shape != (n, w.shape[0], ho, wo):
         raise ValueError(f"{fn}: dout {dout.shape} must be {(n, w.shape[0], ho, wo)} for x "
                          f"{x_shape}, w {w.shape} and pad ({ph}, {pw})")
+    return run_backward_data(dout, w, x_shape, m, ph, pw, block_rows=block_rows, fn=fn)
+
+
+def run_backward_data(dout, w, x_shape, m, ph, pw, *, block_rows=None,
+                      fn="winograd_backward_data"):
+    """winograd_backward_data without its argument checks (see run_forward)."""
+    _products_kernel()
     wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-    return _convolve(fn, "data", dout, wt, None, x_shape, m, ph - 2, pw - 2, block_rows)
+    return _convolve(fn, "data", dout, wt, None, tuple(x_shape), m, ph - 2, pw - 2, block_rows)
 
 
 def winograd_backward_filter(x, dout, m, ph, pw, with_db=False, *, block_rows=None):
@@ -398,7 +431,14 @@ def winograd_backward_filter(x, dout, m, ph, pw, with_db=False, *, block_rows=No
     if dout.shape[0] != n or dout.shape[2:] != (ho, wo):
         raise ValueError(f"{fn}: dout {dout.shape} must be (N={n}, F, {ho}, {wo}) for x "
                          f"{x.shape} and pad ({ph}, {pw})")
-    f = dout.shape[1]
+    return run_backward_filter(x, dout, m, ph, pw, with_db, block_rows=block_rows, fn=fn)
+
+
+def run_backward_filter(x, dout, m, ph, pw, with_db=False, *, block_rows=None,
+                        fn="winograd_backward_filter"):
+    """winograd_backward_filter without its argument checks (see run_forward)."""
+    _products_kernel()
+    c, f = x.shape[1], dout.shape[1]
     dw = np.zeros((f, c, 3, 3), dtype=x.dtype)
     db = dout.sum(axis=(0, 2, 3)) if with_db else None
     if dw.size and x.size and dout.size:
