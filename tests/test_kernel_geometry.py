@@ -17,12 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import minidl
 from minidl import _kernels
 from minidl._kernels import convolution, numpy_im2col
 from minidl.layers import AvgPool, Conv, FastConv, FastMaxPool, MaxPool
 
-from _conv_paths import PATHS, forced_conv_path
+from _conv_paths import PATHS, forced_conv_path, forced_parallel
 
 pytestmark = pytest.mark.skipif(not _kernels.compiled_available(),
                                 reason="compiled kernels not built")
@@ -33,12 +32,8 @@ EXAMPLES = settings(max_examples=40, deadline=None,
 @pytest.fixture(autouse=True)
 def _parallel_two_threads():
     """Run every OpenMP loop on two threads, however small the shape."""
-    old_work, old_threads = _kernels.get_parallel_min_work(), minidl.get_num_threads()
-    _kernels.set_parallel_min_work(0)
-    minidl.set_num_threads(2)
-    yield
-    _kernels.set_parallel_min_work(old_work)
-    minidl.set_num_threads(old_threads)
+    with forced_parallel(2):
+        yield
 
 
 def _axis(draw, size_max=5, pad_max=6, dil_max=5, k_max=4, stride_max=3, same=False):

@@ -20,6 +20,8 @@ from minidl._kernels import convolution
 from minidl._kernels import winograd as wino
 from minidl.layers import Conv, FastConv
 
+from _conv_paths import forced_parallel
+
 pytestmark = pytest.mark.skipif(not _kernels.winograd_available(),
                                 reason="compiled Winograd kernels not built")
 EXAMPLES = settings(max_examples=40, deadline=None,
@@ -31,12 +33,8 @@ SCHEDULES = (None, 0, 1, 2, 3)  # block_rows: chosen, phases, blocks of 1..3 til
 @pytest.fixture(autouse=True)
 def _parallel_two_threads():
     """Run every OpenMP loop on two threads, however small the shape."""
-    old_work, old_threads = _kernels.get_parallel_min_work(), minidl.get_num_threads()
-    _kernels.set_parallel_min_work(0)
-    minidl.set_num_threads(2)
-    yield
-    _kernels.set_parallel_min_work(old_work)
-    minidl.set_num_threads(old_threads)
+    with forced_parallel(2):
+        yield
 
 
 @pytest.fixture

@@ -267,33 +267,45 @@ cdef inline void _filter_products(const floating *z, const floating *v, floating
 
 # ---------------------------------------------------------------- filters
 
-def filter_transform(const floating[:, :, :, ::1] w, floating[:, :, ::1] u,
-                     floating[:, ::1] scr, int m):
-    """u (alpha^2, F, C) = G w G^T of w (F, C, 3, 3), parallel over filters (one scratch row
-    per thread)."""
-    cdef long F = w.shape[0], C = w.shape[1], A = m + 2
+cdef void _filter_pass(bint grad, const floating *src, floating *dst, long F, long C, int m,
+                      floating[:, ::1] scr) except *:
+    # grad False: dst u (alpha^2, F, C) = G w G^T of src w (F, C, 3, 3); grad True:
+    # dst dw (F, C, 3, 3) = G^T s G of src s (alpha^2, F, C). Parallel over filters, one
+    # scratch row per thread.
     cdef int nt = scr.shape[0]
+    _require(nt >= 1 and scr.shape[1] >= (9 + 3 * (m + 2)) * C,
+             "scratch too small for the filters")
     cdef Py_ssize_t f
     cdef int tid
-    _require(m == 2 or m == 4, f"m must be 2 or 4, got {m}")
-    _require(w.shape[2] == 3 and w.shape[3] == 3, "w must be (F, C, 3, 3)")
-    _require(u.shape[0] == A * A and u.shape[1] == F and u.shape[2] == C,
-             f"u {tuple(u.shape)[:3]} must be ({A * A}, {F}, {C})")
-    _require(nt >= 1 and scr.shape[1] >= (9 + 3 * A) * C, "scratch too small for the filters")
-    if F == 0 or C == 0:
-        return
-    cdef const floating *wp = &w[0, 0, 0, 0]
-    cdef floating *up = &u[0, 0, 0]
     cdef floating *sp = &scr[0, 0]
     cdef long ss = scr.shape[1]
     with nogil:
         for f in prange(F, num_threads=nt, schedule="guided"):
             tid = threadid()
             MINIDL_CHECK(tid < nt)
-            if floating is float:
-                wino_filter_f(wp + f * C * 9, C, m, up + f * C, F * C, sp + tid * ss)
+            if grad:
+                if floating is float:
+                    wino_filter_grad_f(src + f * C, F * C, C, m, dst + f * C * 9, sp + tid * ss)
+                else:
+                    wino_filter_grad_d(src + f * C, F * C, C, m, dst + f * C * 9, sp + tid * ss)
             else:
-                wino_filter_d(wp + f * C * 9, C, m, up + f * C, F * C, sp + tid * ss)
+                if floating is float:
+                    wino_filter_f(src + f * C * 9, C, m, dst + f * C, F * C, sp + tid * ss)
+                else:
+                    wino_filter_d(src + f * C * 9, C, m, dst + f * C, F * C, sp + tid * ss)
+
+
+def filter_transform(const floating[:, :, :, ::1] w, floating[:, :, ::1] u,
+                     floating[:, ::1] scr, int m):
+    """u (alpha^2, F, C) = G w G^T of w (F, C, 3, 3), parallel over filters (one scratch row
+    per thread)."""
+    cdef long F = w.shape[0], C = w.shape[1], A = m + 2
+    _require(m == 2 or m == 4, f"m must be 2 or 4, got {m}")
+    _require(w.shape[2] == 3 and w.shape[3] == 3, "w must be (F, C, 3, 3)")
+    _require(u.shape[0] == A * A and u.shape[1] == F and u.shape[2] == C,
+             f"u {tuple(u.shape)[:3]} must be ({A * A}, {F}, {C})")
+    if F and C:
+        _filter_pass(False, &w[0, 0, 0, 0], &u[0, 0, 0], F, C, m, scr)
 
 
 def filter_grad_transform(const floating[:, :, ::1] s, floating[:, :, :, ::1] dw,
@@ -301,28 +313,12 @@ def filter_grad_transform(const floating[:, :, ::1] s, floating[:, :, :, ::1] dw
     """dw (F, C, 3, 3) = G^T s G of the tile-summed products s (alpha^2, F, C), parallel
     over filters (one scratch row per thread)."""
     cdef long F = dw.shape[0], C = dw.shape[1], A = m + 2
-    cdef int nt = scr.shape[0]
-    cdef Py_ssize_t f
-    cdef int tid
     _require(m == 2 or m == 4, f"m must be 2 or 4, got {m}")
     _require(dw.shape[2] == 3 and dw.shape[3] == 3, "dw must be (F, C, 3, 3)")
     _require(s.shape[0] == A * A and s.shape[1] == F and s.shape[2] == C,
              f"s {tuple(s.shape)[:3]} must be ({A * A}, {F}, {C})")
-    _require(nt >= 1 and scr.shape[1] >= (9 + 3 * A) * C, "scratch too small for the filters")
-    if F == 0 or C == 0:
-        return
-    cdef const floating *spp = &s[0, 0, 0]
-    cdef floating *dwp = &dw[0, 0, 0, 0]
-    cdef floating *sp = &scr[0, 0]
-    cdef long ss = scr.shape[1]
-    with nogil:
-        for f in prange(F, num_threads=nt, schedule="guided"):
-            tid = threadid()
-            MINIDL_CHECK(tid < nt)
-            if floating is float:
-                wino_filter_grad_f(spp + f * C, F * C, C, m, dwp + f * C * 9, sp + tid * ss)
-            else:
-                wino_filter_grad_d(spp + f * C, F * C, C, m, dwp + f * C * 9, sp + tid * ss)
+    if F and C:
+        _filter_pass(True, &s[0, 0, 0], &dw[0, 0, 0, 0], F, C, m, scr)
 
 
 # ---------------------------------------------------------------- blocks over threads
@@ -448,32 +444,43 @@ def filter_grad_blocks(const floating[:, :, :, ::1] x, const floating[:, :, :, :
 # v, mm and z are (alpha^2, rows, columns) views with contiguous rows, whose tile elements may
 # lie further apart than rows*columns (xi_stride), as minidl._kernels.winograd lays them out.
 
+cdef void _transform_block(bint grad, const floating *src, Tiling *g, long channels,
+                          floating[:, :, :] dst, floating[:, ::1] scr, long r0, long r1,
+                          long chunk_rows, str name) except *:
+    # dst (alpha^2, channels, (r1 - r0)*tw) = the tiles of rows [r0, r1) of src transformed:
+    # B^T d B of the input (grad False) or A dY A^T of the output gradient (grad True),
+    # parallel over (channel, run of chunk_rows tile rows) pairs
+    cdef int nt = scr.shape[0]
+    cdef long nch = _check_phase(g, r0, r1, chunk_rows, name, dst.shape, dst.strides,
+                                 sizeof(floating), channels, scr.shape[0], scr.shape[1])
+    cdef long ld = _ld(dst.shape, dst.strides, sizeof(floating))
+    cdef long xs = dst.strides[0] // <long>sizeof(floating)
+    cdef Py_ssize_t k
+    cdef long c, q0, q1
+    cdef int tid
+    cdef floating *dp = &dst[0, 0, 0]
+    cdef floating *sp = &scr[0, 0]
+    cdef long ss = scr.shape[1]
+    with nogil:
+        for k in prange(channels * nch, num_threads=nt, schedule="guided"):
+            tid = threadid()
+            MINIDL_CHECK(tid < nt)
+            c = k // nch
+            q0 = r0 + (k % nch) * chunk_rows
+            q1 = min(q0 + chunk_rows, r1)  # a run of at most chunk_rows rows: fits the scratch
+            if grad:
+                _grad_rows(src, g, r0, q0, q1, c, c + 1, dp, ld, xs, sp + tid * ss)
+            else:
+                _input_rows(src, g, r0, q0, q1, c, c + 1, dp, ld, xs, sp + tid * ss)
+
+
 def input_block(const floating[:, :, :, ::1] x, floating[:, :, :] v, floating[:, ::1] scr,
                 int m, long oy, long ox, long HO, long WO, long r0, long r1, long chunk_rows):
     """v (alpha^2, C, (r1 - r0)*tw) = B^T d B of tile rows [r0, r1) of x (N, C, H, W) for an
     (HO, WO) output, parallel over (channel, run of chunk_rows tile rows) pairs."""
     cdef Tiling g = _tiling(m, x.shape[1], x.shape[2], x.shape[3], 1, x.shape[0], HO, WO,
                             oy, ox)
-    cdef int nt = scr.shape[0]
-    cdef long nch = _check_phase(&g, r0, r1, chunk_rows, "v", v.shape, v.strides,
-                                 sizeof(floating), g.C, scr.shape[0], scr.shape[1])
-    cdef long ld = _ld(v.shape, v.strides, sizeof(floating))
-    cdef long xs = v.strides[0] // <long>sizeof(floating)
-    cdef Py_ssize_t k
-    cdef long c, q0, q1
-    cdef int tid
-    cdef const floating *xp = &x[0, 0, 0, 0]
-    cdef floating *vp = &v[0, 0, 0]
-    cdef floating *sp = &scr[0, 0]
-    cdef long ss = scr.shape[1]
-    with nogil:
-        for k in prange(g.C * nch, num_threads=nt, schedule="guided"):
-            tid = threadid()
-            MINIDL_CHECK(tid < nt)
-            c = k // nch
-            q0 = r0 + (k % nch) * chunk_rows
-            q1 = min(q0 + chunk_rows, r1)  # a run of at most chunk_rows rows: fits the scratch
-            _input_rows(xp, &g, r0, q0, q1, c, c + 1, vp, ld, xs, sp + tid * ss)
+    _transform_block(False, &x[0, 0, 0, 0], &g, g.C, v, scr, r0, r1, chunk_rows, "v")
 
 
 def output_block(const floating[:, :, :] mm, const floating[::1] bias,
@@ -515,26 +522,7 @@ def grad_block(const floating[:, :, :, ::1] dout, floating[:, :, :] z, floating[
     parallel over (filter, run of rows) pairs."""
     cdef Tiling g = _tiling(m, 1, 1, 1, dout.shape[1], dout.shape[0], dout.shape[2],
                             dout.shape[3], 0, 0)
-    cdef int nt = scr.shape[0]
-    cdef long nch = _check_phase(&g, r0, r1, chunk_rows, "z", z.shape, z.strides,
-                                 sizeof(floating), g.F, scr.shape[0], scr.shape[1])
-    cdef long ld = _ld(z.shape, z.strides, sizeof(floating))
-    cdef long xs = z.strides[0] // <long>sizeof(floating)
-    cdef Py_ssize_t k
-    cdef long f, q0, q1
-    cdef int tid
-    cdef const floating *dp = &dout[0, 0, 0, 0]
-    cdef floating *zp = &z[0, 0, 0]
-    cdef floating *sp = &scr[0, 0]
-    cdef long ss = scr.shape[1]
-    with nogil:
-        for k in prange(g.F * nch, num_threads=nt, schedule="guided"):
-            tid = threadid()
-            MINIDL_CHECK(tid < nt)
-            f = k // nch
-            q0 = r0 + (k % nch) * chunk_rows
-            q1 = min(q0 + chunk_rows, r1)
-            _grad_rows(dp, &g, r0, q0, q1, f, f + 1, zp, ld, xs, sp + tid * ss)
+    _transform_block(True, &dout[0, 0, 0, 0], &g, g.F, z, scr, r0, r1, chunk_rows, "z")
 
 
 def products_block(const floating[:, :, ::1] u, const floating[:, :, :] v,
