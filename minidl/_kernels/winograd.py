@@ -15,6 +15,11 @@ output is at least 1x1, padding beyond the input included), an HO x WO output
   (and db (F,)): G^T [sum over tiles (A dY A^T) (.) (B^T d B)] G;
 * ``winograd_available()``; ``winograd_workspace_bytes(kind, x_shape, f, m, ph, pw, dtype)``.
 
+The convolution plan (``convolution.py``: algorithms ``winograd_2x2`` / ``winograd_4x4``)
+calls ``run_forward``, ``run_backward_data`` and ``run_backward_filter``, the same passes
+without the argument checks it has made already, and accounts its workspace with
+``training_workspace_bytes``.
+
 Each checks its arguments first (ValueError naming the function, argument and shapes;
 TypeError for a dtype that is not float32/float64 or a dtype mix, as the other kernels).
 
