@@ -4,7 +4,8 @@ The geometries hypothesis draws here are the hard ones: padding at or above the 
 dilation at or above it, 1-pixel inputs, kernel taps that see only padding, and every
 stride/pad/dilation pair drawn independently per axis. Each convolution path is forced in
 its own test (batched im2col, its flat stride-1 copy, per-image im2col + GEMM, the packed
-GEMM in blocks that end mid-row, direct grouped and depthwise, 1x1, the NumPy fallback), and
+GEMM in blocks that end mid-row, direct grouped and depthwise, 1x1, Winograd F(2x2) and
+F(4x4), the NumPy fallback), and
 so are pooling and the raw im2col/col2im kernels, with the OpenMP loops forced parallel on two threads. The same file
 runs under AddressSanitizer in CI (see .ci/run): an out-of-bounds read or write in any of
 these loops fails there even when the numbers happen to come out right.
@@ -16,12 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import minidl
 from minidl import _kernels
 from minidl._kernels import convolution, numpy_im2col
 from minidl.layers import AvgPool, Conv, FastConv, FastMaxPool, MaxPool
 
-from _conv_paths import PATHS, forced_conv_path
+from _conv_paths import PATHS, forced_conv_path, forced_parallel
 
 pytestmark = pytest.mark.skipif(not _kernels.compiled_available(),
                                 reason="compiled kernels not built")
@@ -32,12 +32,8 @@ EXAMPLES = settings(max_examples=40, deadline=None,
 @pytest.fixture(autouse=True)
 def _parallel_two_threads():
     """Run every OpenMP loop on two threads, however small the shape."""
-    old_work, old_threads = _kernels.get_parallel_min_work(), minidl.get_num_threads()
-    _kernels.set_parallel_min_work(0)
-    minidl.set_num_threads(2)
-    yield
-    _kernels.set_parallel_min_work(old_work)
-    minidl.set_num_threads(old_threads)
+    with forced_parallel(2):
+        yield
 
 
 def _axis(draw, size_max=5, pad_max=6, dil_max=5, k_max=4, stride_max=3, same=False):
@@ -138,6 +134,33 @@ def test_packed_gemm_path_matches_naive_on_extreme_geometries(case, block):
 @given(case=conv_geometries(groups=(1, 2), n_max=4))
 def test_per_image_gemm_path_matches_naive_on_extreme_geometries(case):
     _check_against_naive(case, "images")
+
+
+@st.composite
+def winograd_geometries(draw):
+    """3x3, stride 1, dilation 1, one group (what Winograd runs), pads drawn from the
+    smallest that fits to 6 beyond it: tiles that read only padding, 1-pixel inputs."""
+    axes = []
+    for _ in range(2):
+        size = draw(st.integers(1, 7))
+        p_min = max(0, -(-(3 - size) // 2))
+        axes.append((size, draw(st.integers(p_min, p_min + 6))))
+    (h, ph), (w, pw) = axes
+    c, f = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    return dict(x_shape=(draw(st.integers(1, 3)), c, h, w), w_shape=(f, c, 3, 3),
+                param={"stride": 1, "pad": (ph, pw)}, bias=draw(st.booleans()),
+                seed=draw(st.integers(0, 2**16)))
+
+
+@pytest.mark.skipif(not _kernels.winograd_available(), reason="Winograd kernels not built")
+@EXAMPLES
+@given(case=winograd_geometries(), path=st.sampled_from(["winograd_2x2", "winograd_4x4"]),
+       block_tiles=st.integers(1, 64))
+def test_winograd_paths_match_naive_when_pad_exceeds_the_input(case, path, block_tiles):
+    # small blocks give several per thread: the blocks schedule, not only the phases one
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_kernels.winograd, "BLOCK_TILES", block_tiles)
+        _check_against_naive(case, path)
 
 
 @EXAMPLES

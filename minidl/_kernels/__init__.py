@@ -591,3 +591,5 @@ def relu_backward(dout, x):
 
 
 from .fused import *  # noqa: E402,F401,F403 - batch norm + ReLU, add + ReLU (see fused.py)
+from .winograd import (winograd_available, winograd_backward_data,  # noqa: E402 (needs the names above)
+                       winograd_backward_filter, winograd_forward, winograd_workspace_bytes)

@@ -26,6 +26,12 @@ Algorithms (``ConvPlan.algorithm``; the public family in parentheses):
   whenever the kernels are built.
 * ``gemm_1x1`` (gemm): 1x1, stride 1, no padding: x itself is the column matrix (the packed
   path reading x and writing dx directly).
+* ``winograd_2x2`` / ``winograd_4x4`` (winograd): Winograd F(2x2,3x3) / F(4x4,3x3)
+  (``winograd.py``) for 3x3, stride 1, dilation 1, one group, any padding: 2.25x / 4x fewer
+  multiplies than the direct convolution, at float32 errors up to ~1e-6 / ~1e-5 relative
+  (see winograd.py). All three passes (forward, data and filter gradients) run Winograd.
+  'auto' takes them for float32 only, on the layers where they measured faster than
+  gemm_packed (see WINOGRAD_* below); float64 runs them only when forced.
 * ``direct_grouped`` (direct): the compiled grouped/depthwise kernel for thin groups
   (G > 1, Cg <= DIRECT_MAX_GROUP_CHANNELS), parallel over (image, group); depthwise backward in
   one pass per (image, channel).
@@ -392,6 +398,32 @@ PACKED_BLOCK_POSITIONS = 384
 # (a multiple of the widest panel, 32 floats): blocks are multiples of it.
 PACKED_BLOCK_BYTES = 4 * 2**20
 PACKED_BLOCK_ALIGN = 64
+# Winograd algorithm -> its output tile m (F(m x m, 3x3)).
+WINOGRAD_TILE = {"winograd_2x2": 2, "winograd_4x4": 4}
+# 'auto' runs float32 3x3 stride-1 layers (dilation 1, one group) with at least this many
+# input channels by Winograd, F(4x4,3x3) on output planes of at least WINOGRAD_4X4_MIN_SIZE
+# rows and columns, F(2x2,3x3) on smaller ones (a 4x4 tile there computes mostly padding).
+# Measured on the shared 2-core Zen 5 (AVX-512), float32, 3x3 pad 1, ms forward + backward at
+# 1 thread, median of 7 interleaved rounds (benchmarks/bench_winograd.py; the forward and
+# backward columns and the 2-thread run are in docs/decisions.md):
+#   layer                    N   gemm_packed  winograd_2x2  winograd_4x4
+#   64ch 56x56               8      40.2          29.6          20.7
+#   128ch 28x28              8      36.7          24.1          20.1
+#   256ch 14x14              8      36.9          28.0          28.5
+#   512ch 7x7                8      51.2          39.7          38.2
+#   32ch 32x32 (coursework) 64      38.8          28.4          21.3
+#   16ch 32x32 (ResNet-20)  64      15.9          12.0           9.5
+#   32ch 16x16 (ResNet-20)  64      12.1           6.0           5.6
+#   64ch 8x8 (ResNet-20)    64      10.8           5.9           4.4
+#   64ch 4x4 / 2x2 / 1x1    64   5.2 / 3.6 / 2.8  2.1 / 0.9 / 0.8  1.6 / 1.6 / 1.5
+#   64->8 / 8->16 32x32     64   50.6 / 9.0    27.9 / 7.7    23.5 / 6.5
+#   8->64 32x32             64      19.8          24.8          20.1
+#   6->32 / 4->32 32x32     64    9.8 / 8.0    13.3 / 12.2   10.2 / 9.6
+#   3->64 32x32             64      10.3          22.8          17.4
+# Below 8 input channels the transforms cost more than the products save (8->64 is a tie);
+# F(4x4) is the faster tile or within 2% of F(2x2) from 4x4 output planes up.
+WINOGRAD_MIN_CHANNELS = 8
+WINOGRAD_4X4_MIN_SIZE = 4
 
 
 def _kernels():
@@ -412,15 +444,24 @@ def _direct_fits(p):
     return padded <= DIRECT_MAX_PADDED_RATIO * (p.H * p.W + p.HO * p.WO) + 4096
 
 
+def _winograd_fits(p):
+    """Winograd's geometry (the kernels take any padding whose output is at least 1x1, which
+    the plan has checked already)."""
+    return ((p.KH, p.KW, p.sh, p.sw, p.dh, p.dw, p.G) == (3, 3, 1, 1, 1, 1, 1)
+            and _kernels().winograd_available())
+
+
 def runnable(p):
     """The algorithms that can run plan p on this build (compiled kernels, scipy's BLAS),
-    exact ones only for float64 unless a family is forced."""
+    inexact ones (Winograd) included: candidates() says which may be chosen."""
     k = _kernels()
     if not k.use_compiled():
         return ["gemm_batched"]  # the NumPy im2col path
     out = ["gemm_batched", "gemm_packed"]
     if _is_1x1(p):
         out.append("gemm_1x1")
+    if _winograd_fits(p):
+        out.extend(WINOGRAD_TILE)
     if k.images_available():
         out.append("gemm_images")
     if p.G > 1 and _direct_fits(p):
@@ -433,12 +474,23 @@ def _images_worthwhile(p):
             and p.macs_per_image >= IMAGES_MIN_POSITIONS * IMAGES_MACS_PER_POSITION)
 
 
+def _winograd_tile(p):
+    """The Winograd algorithm the heuristic would run plan p with (see WINOGRAD_*)."""
+    small = min(p.HO, p.WO) < WINOGRAD_4X4_MIN_SIZE
+    return "winograd_2x2" if small else "winograd_4x4"
+
+
 def _preferred(p, options):
-    """The heuristic's pick among options (runnable algorithms, maybe of one family)."""
+    """The heuristic's pick among options (the candidates: runnable algorithms, maybe of one
+    family). Winograd only where it measured faster than gemm_packed (float32: float64 plans
+    have it among their options only when the 'winograd' family is forced)."""
     if "direct_grouped" in options and p.Cg <= DIRECT_MAX_GROUP_CHANNELS:
         return "direct_grouped"
     if "gemm_1x1" in options:
         return "gemm_1x1"
+    winograd = _winograd_tile(p)
+    if winograd in options and (p.C >= WINOGRAD_MIN_CHANNELS or "gemm_packed" not in options):
+        return winograd
     if "gemm_packed" in options:
         return "gemm_packed"
     if "gemm_images" in options and _images_worthwhile(p):
@@ -447,10 +499,12 @@ def _preferred(p, options):
 
 
 def candidates(p):
-    """What autotuning times for plan p: the runnable algorithms of the forced family, or
-    all of them."""
-    options = runnable(p)
+    """What the heuristic and autotuning choose from for plan p: the runnable algorithms of
+    the forced family, or all of them; float64 keeps to exact algorithms unless the family
+    forced is 'winograd'."""
     family = _settings["algorithm"]
+    options = [a for a in runnable(p)
+               if a not in WINOGRAD_TILE or p.dtype == np.float32 or family == "winograd"]
     forced = [a for a in options if a.split("_")[0] == family]
     return forced or options
 
@@ -487,6 +541,12 @@ def _use(p, algorithm):
                                    k.get_workspace_limit() // max(2 * per_image, 1)))
         p.chunk = p.N
         p.workspace_bytes = 2 * p.threads * per_image
+    elif algorithm in WINOGRAD_TILE:
+        # the Winograd passes pick their own tiling and threads from the same settings
+        p.threads = 1 if p.macs < k.get_parallel_min_work() else _omp_threads()
+        p.chunk = p.N
+        p.workspace_bytes = 0 if p.N == 0 else k.winograd.training_workspace_bytes(
+            p.x_shape, p.F, WINOGRAD_TILE[algorithm], p.ph, p.pw, p.dtype)
     elif algorithm in ("gemm_packed", "gemm_1x1"):
         P = p.HO * p.WO
         p.threads = 1 if p.macs < k.get_parallel_min_work() else _omp_threads()
@@ -728,9 +788,23 @@ def _backward_direct(p, dout, x, w, saved, need_db):
     return dx, dw, db
 
 
+def _forward_winograd(p, x, w, b):
+    m = WINOGRAD_TILE[p.algorithm]
+    return _kernels().winograd.run_forward(x, w, b, m, p.ph, p.pw), None
+
+
+def _backward_winograd(p, dout, x, w, saved, need_db):
+    winograd, m = _kernels().winograd, WINOGRAD_TILE[p.algorithm]
+    dx = winograd.run_backward_data(dout, w, p.x_shape, m, p.ph, p.pw)
+    dw = winograd.run_backward_filter(x, dout, m, p.ph, p.pw)
+    return dx, dw, _bias_grad(dout, need_db)
+
+
 _FORWARD = {"gemm_batched": _forward_batched, "gemm_packed": _forward_packed,
             "gemm_1x1": _forward_packed, "gemm_images": _forward_images,
-            "direct_grouped": _forward_direct}
+            "direct_grouped": _forward_direct, "winograd_2x2": _forward_winograd,
+            "winograd_4x4": _forward_winograd}
 _BACKWARD = {"gemm_batched": _backward_batched, "gemm_packed": _backward_packed,
              "gemm_1x1": _backward_packed, "gemm_images": _backward_images,
-             "direct_grouped": _backward_direct}
+             "direct_grouped": _backward_direct, "winograd_2x2": _backward_winograd,
+             "winograd_4x4": _backward_winograd}
