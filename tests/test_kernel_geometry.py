@@ -129,6 +129,43 @@ def test_packed_gemm_path_matches_naive_on_extreme_geometries(case, block):
         _check_against_naive(case, "packed")
 
 
+@EXAMPLES
+@given(n=st.integers(1, 3), c=st.integers(1, 3), f=st.integers(1, 3), h=st.integers(1, 4),
+       w=st.integers(1, 40), k=st.sampled_from([1, 3, 5]), stride=st.integers(1, 2),
+       dilation=st.sampled_from([1, 2, 45]), same=st.booleans(), block=st.integers(1, 70),
+       seed=st.integers(0, 2**16))
+def test_packed_path_in_float32_matches_naive_on_rows_of_every_length(n, c, f, h, w, k, stride,
+                                                                      dilation, same, block,
+                                                                      seed):
+    """float32 (16-lane vectors under AVX-512) on rows 1 to 40 wide, so that the im2col /
+    col2im runs take every combination of whole, half and quarter vectors and single values,
+    in the flat stride-1 copy (same=True: stride 1, output width == input width, with
+    dilation up to past the input) and the general loop, several images per batch."""
+    pad = dilation * (k - 1) // 2 if same else k // 2
+    param = {"stride": 1 if same else stride, "pad": pad, "dilation": dilation,
+             "floor_mode": True}
+    extent = dilation * (k - 1) + 1
+    if not same and (w + 2 * pad < extent or h + 2 * pad < extent):
+        param["pad"] = pad = extent  # keep the output non-empty
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    wt = rng.standard_normal((f, c, k, k))
+    b = rng.standard_normal(f)
+    ref_out, ref_cache = Conv.forward(x, wt, b, param)
+    dout = rng.standard_normal(ref_out.shape)
+    ref = (ref_out,) + tuple(Conv.backward(dout, ref_cache))
+    with _packed_blocks(block), forced_conv_path("packed"):
+        out, cache = FastConv.forward(*(a.astype(np.float32) for a in (x, wt, b)), param)
+        got = (out,) + tuple(FastConv.backward(dout.astype(np.float32), cache))
+    assert cache.values[0].algorithm == PATHS["packed"]
+    if same:
+        assert out.shape[3] == w
+    for name, r, g in zip(("out", "dx", "dw", "db"), ref, got):
+        assert g.dtype == np.float32 and g.shape == r.shape, name
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(r).max()),
+                                   err_msg=f"{name} for {(n, c, f, h, w, k, param)}")
+
+
 @pytest.mark.skipif(not _kernels.images_available(), reason="needs scipy's BLAS")
 @EXAMPLES
 @given(case=conv_geometries(groups=(1, 2), n_max=4))

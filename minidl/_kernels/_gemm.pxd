@@ -39,17 +39,18 @@ cdef void dpack_b_im2col(const double *x, int C, int H, int W, int KH, int KW, i
                          int ph, int pw, int dh, int dw, int WO, long q0, long q1,
                          double *bp) noexcept nogil
 # rows [k0, k1) x output positions [q0, q1) of one image's im2col matrix as a row-major
-# (k1 - k0) x (q1 - q0) array, and the reverse (col2im_rows adds the block into dx (C, H, W))
+# (k1 - k0) x (q1 - q0) array, and the reverse (col2im_rows adds the block into dx (C, H, W)
+# and may zero the entries of cols that stand for padding: cols is scratch)
 cdef void sim2col_rows(const float *x, int C, int H, int W, int KH, int KW, int sh, int sw,
                       int ph, int pw, int dh, int dw, int WO, long k0, long k1, long q0,
                       long q1, float *cols) noexcept nogil
 cdef void dim2col_rows(const double *x, int C, int H, int W, int KH, int KW, int sh, int sw,
                       int ph, int pw, int dh, int dw, int WO, long k0, long k1, long q0,
                       long q1, double *cols) noexcept nogil
-cdef void scol2im_rows(const float *cols, int C, int H, int W, int KH, int KW, int sh, int sw,
+cdef void scol2im_rows(float *cols, int C, int H, int W, int KH, int KW, int sh, int sw,
                        int ph, int pw, int dh, int dw, int WO, long k0, long k1, long q0,
                        long q1, float *dx) noexcept nogil
-cdef void dcol2im_rows(const double *cols, int C, int H, int W, int KH, int KW, int sh, int sw,
+cdef void dcol2im_rows(double *cols, int C, int H, int W, int KH, int KW, int sh, int sw,
                        int ph, int pw, int dh, int dw, int WO, long k0, long k1, long q0,
                        long q1, double *dx) noexcept nogil
 cdef void sgemm_prepacked(long m, long n, long k, const float *ap, const float *bp, float *c,
@@ -114,7 +115,7 @@ cdef inline void im2col_rows(const floating *x, int C, int H, int W, int KH, int
         dim2col_rows(x, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, k0, k1, q0, q1, cols)
 
 
-cdef inline void col2im_rows(const floating *cols, int C, int H, int W, int KH, int KW, int sh,
+cdef inline void col2im_rows(floating *cols, int C, int H, int W, int KH, int KW, int sh,
                              int sw, int ph, int pw, int dh, int dw, int WO, long k0, long k1,
                              long q0, long q1, floating *dx) noexcept nogil:
     if floating is float:

@@ -37,10 +37,10 @@ cdef extern from "_gemm.h" nogil:
     void im2col_rows_d(const double *x, int C, int H, int W, int KH, int KW, int sh, int sw,
                        int ph, int pw, int dh, int dw, int WO, long k0, long k1, long q0,
                        long q1, double *cols)
-    void col2im_rows_f(const float *cols, int C, int H, int W, int KH, int KW, int sh, int sw,
+    void col2im_rows_f(float *cols, int C, int H, int W, int KH, int KW, int sh, int sw,
                        int ph, int pw, int dh, int dw, int WO, long k0, long k1, long q0,
                        long q1, float *dx)
-    void col2im_rows_d(const double *cols, int C, int H, int W, int KH, int KW, int sh, int sw,
+    void col2im_rows_d(double *cols, int C, int H, int W, int KH, int KW, int sh, int sw,
                        int ph, int pw, int dh, int dw, int WO, long k0, long k1, long q0,
                        long q1, double *dx)
     void gemm_packed_f(long m, long n, long k, const float *Ap, const float *Bp, float *C,
@@ -127,13 +127,13 @@ cdef void dim2col_rows(const double *x, int C, int H, int W, int KH, int KW, int
     im2col_rows_d(x, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, k0, k1, q0, q1, cols)
 
 
-cdef void scol2im_rows(const float *cols, int C, int H, int W, int KH, int KW, int sh, int sw,
+cdef void scol2im_rows(float *cols, int C, int H, int W, int KH, int KW, int sh, int sw,
                        int ph, int pw, int dh, int dw, int WO, long k0, long k1, long q0,
                        long q1, float *dx) noexcept nogil:
     col2im_rows_f(cols, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, k0, k1, q0, q1, dx)
 
 
-cdef void dcol2im_rows(const double *cols, int C, int H, int W, int KH, int KW, int sh, int sw,
+cdef void dcol2im_rows(double *cols, int C, int H, int W, int KH, int KW, int sh, int sw,
                        int ph, int pw, int dh, int dw, int WO, long k0, long k1, long q0,
                        long q1, double *dx) noexcept nogil:
     col2im_rows_d(cols, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, k0, k1, q0, q1, dx)

@@ -263,9 +263,34 @@ static inline GEMM_TARGET void GK(gemm)(int ta, int tb, long m, long n, long k, 
     }
 }
 
-/* d[0:n] = s[0:n], d[0:n] = 0, s[0:n] += d[0:n]: the short runs of im2col_rows, in vectors
-   and then one value at a time, inline (a memmove/memset call per run of a few dozen values
-   costs more than the copy; GEMM_NO_LIBCALLS keeps GCC from making the loops calls). */
+/* d[0:n] = s[0:n], d[0:n] = 0, s[0:n] += d[0:n]: the short runs of im2col_rows, in vectors,
+   then at most one half and one quarter vector, then one value at a time, inline (a
+   memmove/memset call per run of a few dozen values costs more than the copy; GEMM_NO_LIBCALLS
+   keeps GCC from making the loops calls). The half and quarter vectors matter: with 16-float
+   vectors, the runs of an 8- or 16-wide image (7 or 15 values beside the padding) would
+   otherwise go one value at a time. */
+#if GEMM_W >= 8
+typedef T GK(hvec) __attribute__((vector_size(GEMM_W / 2 * sizeof(T))));
+#endif
+#if GEMM_W >= 16
+typedef T GK(qvec) __attribute__((vector_size(GEMM_W / 4 * sizeof(T))));
+#endif
+#define GEMM_RUN_STEP(VT, lanes, ...)                                                      \
+    if (n - t >= (lanes)) {                                                                 \
+        typedef VT RV;                                                                      \
+        __VA_ARGS__                                                                         \
+        t += (lanes);                                                                       \
+    }
+#if GEMM_W >= 16
+#define GEMM_RUN_TAILS(...)                                                                 \
+    GEMM_RUN_STEP(GK(hvec), GEMM_W / 2, __VA_ARGS__)                                        \
+    GEMM_RUN_STEP(GK(qvec), GEMM_W / 4, __VA_ARGS__)
+#elif GEMM_W >= 8
+#define GEMM_RUN_TAILS(...) GEMM_RUN_STEP(GK(hvec), GEMM_W / 2, __VA_ARGS__)
+#else
+#define GEMM_RUN_TAILS(...)
+#endif
+
 GEMM_INLINE GEMM_TARGET GEMM_NO_LIBCALLS void GK(run_copy)(T *restrict d, const T *restrict s,
                                                            long n)
 {
@@ -276,6 +301,11 @@ GEMM_INLINE GEMM_TARGET GEMM_NO_LIBCALLS void GK(run_copy)(T *restrict d, const 
         memcpy(&v, s + t, sizeof(V));
         memcpy(d + t, &v, sizeof(V));
     }
+    GEMM_RUN_TAILS({
+        RV v;
+        memcpy(&v, s + t, sizeof(RV));
+        memcpy(d + t, &v, sizeof(RV));
+    })
     for (; t < n; t++)
         d[t] = s[t];
 }
@@ -287,6 +317,10 @@ GEMM_INLINE GEMM_TARGET GEMM_NO_LIBCALLS void GK(run_zero)(T *restrict d, long n
     long t = 0;
     for (; t + GEMM_W <= n; t += GEMM_W)
         memcpy(d + t, &z, sizeof(V));
+    GEMM_RUN_TAILS({
+        const RV zr = {0};
+        memcpy(d + t, &zr, sizeof(RV));
+    })
     for (; t < n; t++)
         d[t] = 0;
 }
@@ -303,8 +337,88 @@ GEMM_INLINE GEMM_TARGET GEMM_NO_LIBCALLS void GK(run_add)(T *restrict s, const T
         v += u;
         memcpy(s + t, &v, sizeof(V));
     }
+    GEMM_RUN_TAILS({
+        RV v, u;
+        memcpy(&v, s + t, sizeof(RV));
+        memcpy(&u, d + t, sizeof(RV));
+        v += u;
+        memcpy(s + t, &v, sizeof(RV));
+    })
     for (; t < n; t++)
         s[t] += d[t];
+}
+#undef GEMM_RUN_TAILS
+#undef GEMM_RUN_STEP
+
+/* im2col_rows for stride 1 with WO == W (the "same" padding of ResNet's 3x3
+   layers): the output position q = y*W + xo of tap (c, i, j) reads the input position
+   q + off, off = (i*dh - ph)*W + j*dw - pw, of channel c whenever its input column
+   xo + j*dw - pw lies in [0, W) (then q + off lies in [0, H*W) exactly when the input row
+   does). So each run of a block row within one panel is one flat copy of its part inside
+   [0, H*W), with zeros around it, after which the few positions whose input column falls
+   outside [0, W) (they read the neighbouring row) are zeroed: a handful of stores per row
+   instead of three short runs per output row. fold = 1 zeroes those positions of
+   cols first and then adds the flat run into x: cols is the caller's scratch. Same layout
+   and arguments as im2col_rows. */
+static inline GEMM_TARGET GEMM_NO_LIBCALLS void
+GK(im2col_rows_flat)(T *x, int H, int W, int KH, int KW, int ph, int pw, int dh, int dw,
+                     long k0, long k1, long q0, long q1, long width, long panel_step,
+                     T *restrict cols, int fold)
+{
+    const long HW = (long)H * W, x0 = q0 % W;
+    long c = k0 / ((long)KW * KH), i = (k0 / KW) % KH, j = k0 % KW;
+    for (long kk = k0; kk < k1; kk++) {
+        T *img = x + c * HW;
+        const long ix0 = j * dw - pw, off = (i * dh - ph) * W + ix0;
+        /* [x_lo, x_hi): the output columns whose input column xo + ix0 lies in [0, W) */
+        long x_lo = -ix0, x_hi = W - ix0;
+        x_lo = x_lo < 0 ? 0 : (x_lo > W ? W : x_lo);
+        x_hi = x_hi < x_lo ? x_lo : (x_hi > W ? W : x_hi);
+        T *restrict panel = cols + (kk - k0) * width; /* this row in the current panel */
+        long pos = 0, xs = x0; /* the next column within the panel; the output column of s */
+        for (long s = q0; s < q1;) {
+            const long len = q1 - s < width - pos ? q1 - s : width - pos;
+            T *restrict d = panel + pos;
+            /* [a, b): the run's positions s + t whose input position s + t + off lies in
+               [0, H*W), clamped to 0 <= a <= b <= len */
+            long a = -off - s, b = HW - off - s;
+            a = a < 0 ? 0 : (a > len ? len : a);
+            b = b < a ? a : (b > len ? len : b);
+            if (!fold) {
+                GK(run_zero)(d, a);
+                GK(run_copy)(d + a, img + s + a + off, b - a);
+                GK(run_zero)(d + b, len - b);
+            }
+            if (x_lo > 0 || x_hi < W) {
+                /* r: the start of each output row met by the run, relative to s */
+                for (long r = -xs; r < len; r += W) {
+                    const long z0 = r < 0 ? 0 : r, z1 = r + x_lo < len ? r + x_lo : len;
+                    for (long t = z0; t < z1; t++)
+                        d[t] = 0;
+                    const long z2 = r + x_hi < 0 ? 0 : r + x_hi, z3 = r + W < len ? r + W : len;
+                    for (long t = z2; t < z3; t++)
+                        d[t] = 0;
+                }
+            }
+            if (fold) /* img[s + t + off], t in [a, b): inside [0, H*W) */
+                GK(run_add)(img + s + a + off, d + a, b - a);
+            s += len;
+            pos += len;
+            for (xs += len; xs >= W;)
+                xs -= W;
+            if (pos == width) {
+                pos = 0;
+                panel += panel_step;
+            }
+        }
+        if (++j == KW) {
+            j = 0;
+            if (++i == KH) {
+                i = 0;
+                c++;
+            }
+        }
+    }
 }
 
 /* im2col of one image, rows [k0, k1) and output positions [q0, q1) only, or its transpose
@@ -315,7 +429,8 @@ GEMM_INLINE GEMM_TARGET GEMM_NO_LIBCALLS void GK(run_add)(T *restrict s, const T
    The block lives at cols[(jj / width)*panel_step + (kk - k0)*width + jj % width]: with
    width = q1 - q0 a row-major (k1 - k0) x (q1 - q0) matrix, with width = NR and
    panel_step = NR*(k1 - k0) B panels (pack_b's layout). fold = 0 writes the block from the
-   image x (C, H, W); fold = 1 adds it into x (which the caller zeroed), skipping the padding.
+   image x (C, H, W); fold = 1 adds it into x (which the caller zeroed), skipping the padding,
+   and may zero the block's entries that stand for padding (cols is the caller's scratch).
    Each output row is split into runs that stay inside one panel, and every run into the part
    that reads the input row and the parts in the padding, clamped to the run; the row, column
    and panel positions advance by counting (no division per run). */
@@ -326,6 +441,11 @@ GK(im2col_rows)(T *x, int C, int H, int W, int KH, int KW, int sh, int sw, int p
 {
     (void)C;
     MINIDL_CHECK(0 <= k0 && k0 <= k1 && k1 <= (long)C * KH * KW && 0 <= q0 && q0 <= q1);
+    if (sh == 1 && sw == 1 && WO == W) {
+        GK(im2col_rows_flat)(x, H, W, KH, KW, ph, pw, dh, dw, k0, k1, q0, q1, width, panel_step,
+                             cols, fold);
+        return;
+    }
     const long y0 = q0 / WO, x0 = q0 % WO;
     for (long kk = k0; kk < k1; kk++) {
         const int j = (int)(kk % KW), i = (int)((kk / KW) % KH), c = (int)(kk / ((long)KW * KH));
@@ -499,7 +619,8 @@ static inline void FN(gemm_pack_b_im2col)(const T *x, int C, int H, int W, int K
 
 /* Rows [k0, k1) x output positions [q0, q1) of one image's im2col matrix into the row-major
    (k1 - k0) x (q1 - q0) array cols (see im2col_rows), and the reverse: col2im_rows adds such
-   a block into the image dx (C, H, W). */
+   a block into the image dx (C, H, W), zeroing the block's entries that stand for padding
+   (cols is scratch). */
 static inline void FN(im2col_rows)(const T *x, int C, int H, int W, int KH, int KW, int sh,
                                    int sw, int ph, int pw, int dh, int dw, int WO, long k0,
                                    long k1, long q0, long q1, T *cols)
@@ -508,12 +629,12 @@ static inline void FN(im2col_rows)(const T *x, int C, int H, int W, int KH, int 
                              q1, q1 - q0, 0, cols, 0))
 }
 
-static inline void FN(col2im_rows)(const T *cols, int C, int H, int W, int KH, int KW, int sh,
+static inline void FN(col2im_rows)(T *cols, int C, int H, int W, int KH, int KW, int sh,
                                    int sw, int ph, int pw, int dh, int dw, int WO, long k0,
                                    long k1, long q0, long q1, T *dx)
 {
     GEMM_VCALL(im2col_rows, (dx, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, k0, k1, q0, q1,
-                             q1 - q0, 0, (T *)cols, 1))
+                             q1 - q0, 0, cols, 1))
 }
 
 static inline void FN(gemm_packed)(long m, long n, long k, const T *Ap, const T *Bp, T *C, long ldc,
