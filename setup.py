@@ -158,6 +158,9 @@ def _extensions():
             "minidl._kernels." + os.path.splitext(os.path.basename(p))[0],
             [p],
             include_dirs=["minidl/_kernels"],
+            # the headers and .pxd files every kernel may include: an edit to one rebuilds
+            # them all (setuptools compares timestamps; cythonize alone missed some headers)
+            depends=sorted(glob("minidl/_kernels/*.h") + glob("minidl/_kernels/*.pxd")),
         )
         for p in sorted(glob("minidl/_kernels/*.pyx"))
     ]
