@@ -11,16 +11,16 @@ from minidl import _kernels
 from minidl.gradcheck import check_layer
 from minidl.layers import Add, AddReLU, ReLU, SpatialBatchNorm, SpatialBatchNormReLU
 
+from _conv_paths import forced_parallel
+
 compiled = pytest.mark.skipif(not _kernels.direct_available(), reason="compiled kernels not built")
 
 
 @pytest.fixture(autouse=True)
 def _every_loop_parallel():
     """Small test shapes fall below the kernels' serial threshold; run their threaded code."""
-    old = _kernels.get_parallel_min_work()
-    _kernels.set_parallel_min_work(0)
-    yield
-    _kernels.set_parallel_min_work(old)
+    with forced_parallel():
+        yield
 
 
 @pytest.fixture

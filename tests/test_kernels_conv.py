@@ -16,16 +16,14 @@ from minidl import _kernels
 from minidl.layers import Conv, FastConv
 from minidl._kernels import convolution
 
-from _conv_paths import PATHS, forced_conv_path
+from _conv_paths import PATHS, forced_conv_path, forced_parallel
 
 
 @pytest.fixture(autouse=True)
 def _every_loop_parallel():
     """Small test shapes fall below the kernels' serial threshold; run their threaded code."""
-    old = _kernels.get_parallel_min_work()
-    _kernels.set_parallel_min_work(0)
-    yield
-    _kernels.set_parallel_min_work(old)
+    with forced_parallel():
+        yield
 
 TOL = {np.float64: 1e-10, np.float32: 2e-5}
 PATH_CHOICES = ["auto", "im2col", "images", "direct", "numpy"]

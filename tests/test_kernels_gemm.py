@@ -11,7 +11,7 @@ import minidl
 from minidl import _kernels
 from minidl.layers import Conv, FastConv
 
-from _conv_paths import forced_conv_path
+from _conv_paths import forced_conv_path, forced_parallel
 
 pytestmark = pytest.mark.skipif(not _kernels.compiled_available(),
                                 reason="compiled kernels not built")
@@ -90,17 +90,9 @@ def test_gemm_info_names_the_micro_kernel():
 
 
 def _packed_conv(x, w, b, param, dout, threads):
-    old = minidl.get_num_threads()
-    old_work = _kernels.get_parallel_min_work()
-    minidl.set_num_threads(threads)
-    _kernels.set_parallel_min_work(0)
-    try:
-        with forced_conv_path("packed"):
-            out, cache = FastConv.forward(x, w, b, param)
-            return (out,) + tuple(FastConv.backward(dout, cache))
-    finally:
-        minidl.set_num_threads(old)
-        _kernels.set_parallel_min_work(old_work)
+    with forced_parallel(threads), forced_conv_path("packed"):
+        out, cache = FastConv.forward(x, w, b, param)
+        return (out,) + tuple(FastConv.backward(dout, cache))
 
 
 @pytest.mark.parametrize("param,w_shape", [({"stride": 1, "pad": 1}, (10, 6, 3, 3)),

@@ -13,14 +13,14 @@ from minidl import _kernels
 from minidl.gradcheck import compute_numeric_gradient
 from minidl.layers import AvgPool, FastMaxPool, GlobalAvgPool, MaxPool
 
+from _conv_paths import forced_parallel
+
 
 @pytest.fixture(autouse=True)
 def _every_loop_parallel():
     """Small test shapes fall below the kernels' serial threshold; run their threaded code."""
-    old = _kernels.get_parallel_min_work()
-    _kernels.set_parallel_min_work(0)
-    yield
-    _kernels.set_parallel_min_work(old)
+    with forced_parallel():
+        yield
 
 pytestmark = pytest.mark.skipif(not _kernels.direct_available(),
                                 reason="compiled kernels not built")
