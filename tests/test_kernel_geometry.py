@@ -4,7 +4,7 @@ The geometries hypothesis draws here are the hard ones: padding at or above the 
 dilation at or above it, 1-pixel inputs, kernel taps that see only padding, and every
 stride/pad/dilation pair drawn independently per axis. Each convolution path is forced in
 its own test (batched im2col, its flat stride-1 copy, per-image im2col + GEMM, the packed
-GEMM in blocks that end mid-row, direct grouped and depthwise, 1x1, Winograd F(2x2) and
+GEMM in blocks that end mid-row or span several images, direct grouped and depthwise, 1x1, Winograd F(2x2) and
 F(4x4), the NumPy fallback), and
 so are pooling and the raw im2col/col2im kernels, with the OpenMP loops forced parallel on two threads. The same file
 runs under AddressSanitizer in CI (see .ci/run): an out-of-bounds read or write in any of
@@ -127,6 +127,45 @@ def test_flat_stride1_im2col_matches_naive_when_pad_and_dilation_exceed_the_inpu
 def test_packed_gemm_path_matches_naive_on_extreme_geometries(case, block):
     with _packed_blocks(block):
         _check_against_naive(case, "packed")
+
+
+@EXAMPLES
+@given(case=conv_geometries(groups=(1, 3), n_max=9), per_block=st.integers(2, 4),
+       extra=st.integers(0, 40), span=st.integers(2, 9))
+def test_packed_forward_blocks_of_several_images_match_naive(case, per_block, extra, span):
+    """Tiny images (fewer positions than a block): the forward's blocks hold runs of `span`
+    whole images (the last run shorter), their columns crossing image boundaries inside the
+    GEMM's panels; odd block sizes, padding past the input, several groups, forced 2 threads.
+    The span is forced (as many images as drawn and fit) so that every example spans."""
+    x, w = np.empty(case["x_shape"]), np.empty(case["w_shape"])
+    with forced_conv_path("packed"):
+        plan = _kernels.plan_conv("t", x, w, None, case["param"])
+    positions, n = plan.HO * plan.WO, plan.N
+    block = per_block * positions + extra % positions + 1
+    pointwise = (plan.KH, plan.KW, plan.sh, plan.sw, plan.ph, plan.pw) == (1, 1, 1, 1, 0, 0)
+    with pytest.MonkeyPatch.context() as mp, _packed_blocks(block), \
+            forced_conv_path("packed"):
+        mp.setattr(convolution, "_packed_span", lambda N, P, blk, *_: min(N, span, blk // P))
+        plan = _kernels.plan_conv("t", x, w, None, case["param"])
+        assert plan.span == (1 if pointwise else min(n, span, block // positions)), plan
+        _check_against_naive(case, "packed")
+
+
+@given(n=st.integers(1, 300), positions=st.integers(1, 500), block=st.integers(1, 500),
+       groups=st.integers(1, 8), threads=st.integers(1, 4), nr=st.sampled_from([8, 16, 32]))
+def test_packed_span_is_whole_images_that_fit_in_a_block(n, positions, block, groups, threads,
+                                                         nr):
+    span = convolution._packed_span(n, positions, block, groups, threads, nr)
+    assert 1 <= span <= n
+    assert span == 1 or span * positions <= block
+
+
+def test_packed_span_fills_the_panels_and_the_threads():
+    # 8 images of 7x7 in 384-wide blocks of 32-wide panels (the strided 256->512 bench row)
+    assert convolution._packed_span(8, 49, 384, 1, 1, 32) == 7
+    assert convolution._packed_span(8, 49, 384, 1, 2, 32) == 4
+    assert convolution._packed_span(8, 196, 384, 1, 2, 32) == 1   # 14x14: no two fit
+    assert convolution._packed_span(1, 49, 384, 1, 2, 32) == 1
 
 
 @EXAMPLES

@@ -95,12 +95,15 @@ def _packed_conv(x, w, b, param, dout, threads):
         return (out,) + tuple(FastConv.backward(dout, cache))
 
 
-@pytest.mark.parametrize("param,w_shape", [({"stride": 1, "pad": 1}, (10, 6, 3, 3)),
-                                           ({"stride": 2, "pad": 2, "groups": 2}, (8, 3, 5, 5)),
-                                           ({"stride": 1, "pad": 0}, (10, 6, 1, 1))])
-def test_packed_conv_results_do_not_depend_on_the_thread_count(param, w_shape):
+@pytest.mark.parametrize("param,w_shape,x_shape", [
+    ({"stride": 1, "pad": 1}, (10, 6, 3, 3), (3, 6, 23, 21)),
+    ({"stride": 2, "pad": 2, "groups": 2}, (8, 3, 5, 5), (3, 6, 23, 21)),
+    ({"stride": 1, "pad": 0}, (10, 6, 1, 1), (3, 6, 23, 21)),
+    # 7x7 outputs: forward blocks of 7 images at 1 thread, of 4 at 2 threads
+    ({"stride": 2, "pad": 1}, (10, 6, 3, 3), (8, 6, 13, 13))])
+def test_packed_conv_results_do_not_depend_on_the_thread_count(param, w_shape, x_shape):
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((3, 6, 23, 21)).astype(np.float32)
+    x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
     b = rng.standard_normal(w_shape[0]).astype(np.float32)
     ref_out, _ = Conv.forward(x, w, b, param)

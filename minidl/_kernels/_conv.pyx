@@ -388,7 +388,10 @@ def conv_backward_images(const floating[:, :, :, ::1] x, const floating[:, :, :,
 # Forward: the weights are packed once (the GEMM's A panels, shared by all threads); then each
 # (image, group, block of `nc` output positions) is one OpenMP piece, whose im2col goes
 # straight into the GEMM's B panels (no column matrix in memory, no second copy) and stays in
-# L2 while the micro-kernels multiply it. Backward, first the input gradient, parallel over
+# L2 while the micro-kernels multiply it. Images smaller than a block go `span` whole images
+# per block instead (their columns run on across image boundaries inside the panels), so that
+# the last panel is not mostly padding and the weights stream past once per block, not once
+# per image; that product goes through the thread's scratch into each image's rows of out. Backward, first the input gradient, parallel over
 # (image, group): per block, dcols = w^T @ dout (w^T packed once) is folded into dx at once;
 # then the weight gradient, parallel over blocks of its columns (rows of the im2col matrix):
 # each piece unfolds its own rows of every block and accumulates dout @ cols^T into its own
@@ -412,12 +415,17 @@ cdef long _gemm_workspace(bint dbl, long m, long n, long k) noexcept nogil:
     return _gemm.dgemm_workspace(m, n, k) if dbl else _gemm.sgemm_workspace(m, n, k)
 
 
-def packed_workspace(bint double, int G, int Fg, int Kg, int nc, int krows, bint pointwise):
+def packed_workspace(bint double, int G, int Fg, int Kg, int nc, int krows, bint pointwise,
+                     int span=1, int P=0):
     """Sizes (elements) the packed path needs: (weights, per_thread): the packed weights of
     all G groups (w for forward, w^T for backward; the larger), and one thread's scratch for
-    blocks of nc output positions and dw pieces of krows columns (forward or backward)."""
+    blocks of nc output positions and dw pieces of krows columns (forward or backward); with
+    span > 1 the forward's blocks are span whole images of P positions (their packed columns
+    and their Fg x span*P product)."""
     cdef long weights = G * max(_packed_a_size(double, Fg, Kg), _packed_a_size(double, Kg, Fg))
     cdef long fwd = _packed_b_size(double, Kg, nc)
+    if span > 1:
+        fwd = max(fwd, _packed_b_size(double, Kg, <long>span * P) + <long>Fg * span * P)
     cdef long bwd_dx = _packed_b_size(double, Fg, nc) + (0 if pointwise else <long>Kg * nc)
     cdef long bwd_dw = (0 if pointwise else <long>krows * nc) + _gemm_workspace(double, Fg, krows, nc)
     return weights, max(fwd, bwd_dx, bwd_dw)
@@ -426,26 +434,38 @@ def packed_workspace(bint double, int G, int Fg, int Kg, int nc, int krows, bint
 def conv_forward_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                         const floating[::1] bias, floating[:, :, ::1] out,
                         floating[::1] w_packed, floating[:, ::1] ws, int groups, int sh,
-                        int sw, int ph, int pw, int dh, int dw, int ho, int wo, int nc):
+                        int sw, int ph, int pw, int dh, int dw, int ho, int wo, int nc,
+                        int span=1):
     """out (N, F, HO*WO) = conv(x (N, C, H, W), w (F, C/G, KH, KW)) + bias (F,; or None).
 
-    One OpenMP piece per (image, group, block of nc output positions). w_packed and ws (one
-    row per thread; its row count is the number of threads) are sized by packed_workspace."""
+    One OpenMP piece per (image, group, block of nc output positions), or with span > 1 per
+    (run of span whole images, group): its blocks' columns span the images, which keeps the
+    GEMM's panels full on small images, and its product goes through the thread's scratch
+    into each image's rows of out. Every output value is the same sum whatever the blocking,
+    so out does not depend on span or the thread count. w_packed and ws (one row per thread;
+    its row count is the number of threads) are sized by packed_workspace."""
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int F = w.shape[0], Cg = w.shape[1], KH = w.shape[2], KW = w.shape[3]
     cdef int G = groups, Fg = F // groups, Kg = Cg * KH * KW, P = ho * wo
     cdef bint dbl = floating is double, pointwise = _pointwise(KH, KW, sh, sw, ph, pw)
     cdef long a_size = _packed_a_size(dbl, Fg, Kg)
+    cdef long span_cols = <long>span * P
+    cdef long span_b = _packed_b_size(dbl, Kg, span_cols) if span > 1 else 0
     cdef Py_ssize_t nblk = (P + nc - 1) // nc if nc > 0 else 0
-    if nc < 1 or out.shape[0] != N or out.shape[1] != F or out.shape[2] != P or \
-            w_packed.shape[0] < G * a_size or ws.shape[1] < _packed_b_size(dbl, Kg, nc):
+    cdef Py_ssize_t nruns = (N + span - 1) // span if span > 0 else 0
+    if nc < 1 or span < 1 or (span > 1 and pointwise) or out.shape[0] != N or \
+            out.shape[1] != F or out.shape[2] != P or w_packed.shape[0] < G * a_size or \
+            ws.shape[1] < _packed_b_size(dbl, Kg, nc) or \
+            ws.shape[1] < span_b + (<long>Fg * span_cols if span > 1 else 0):
         raise ValueError(f"conv_forward_packed: out {(out.shape[0], out.shape[1], out.shape[2])}"
-                         f", w_packed {w_packed.shape[0]}, ws {(ws.shape[0], ws.shape[1])} or "
-                         f"nc {nc} do not fit x {(N, C, H, W)}, w {(F, Cg, KH, KW)}")
+                         f", w_packed {w_packed.shape[0]}, ws {(ws.shape[0], ws.shape[1])}, "
+                         f"nc {nc} or span {span} do not fit x {(N, C, H, W)}, "
+                         f"w {(F, Cg, KH, KW)}")
     cdef int nt = ws.shape[0]
-    cdef Py_ssize_t u, n, g, blk, f, q, q0, q1
+    cdef Py_ssize_t u, n, g, blk, f, q, q0, q1, n0, n1, i
     cdef floating *bp
     cdef floating *o
+    cdef floating *cs
     cdef const floating *xg
     cdef floating bf
     cdef const floating *xp = &x[0, 0, 0, 0]
@@ -460,26 +480,49 @@ def conv_forward_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     with nogil:
         for g in range(G):
             _gemm.pack_a(False, wp + g * Fg * Kg, Kg, Fg, Kg, wpk + g * a_size)
-        for u in prange(N * G * nblk, num_threads=nt, schedule="dynamic"):
-            n = u // (G * nblk)
-            g = (u // nblk) % G
-            blk = u % nblk
-            q0 = blk * nc
-            q1 = min(q0 + nc, P)
-            MINIDL_CHECK(threadid() < nt)  # one workspace row per thread of this region
-            bp = wsp + threadid() * wstride
-            xg = xp + (n * C + g * Cg) * H * W
-            if pointwise:
-                _gemm.pack_b(False, xg + q0, P, Kg, q1 - q0, bp)
-            else:
-                _gemm.pack_b_im2col(xg, Cg, H, W, KH, KW, sh, sw, ph, pw, dh, dw, wo, q0, q1, bp)
-            o = op + (n * F + g * Fg) * P + q0
-            _gemm.gemm_prepacked(Fg, q1 - q0, Kg, wpk + g * a_size, bp, o, P, False)
-            if biasp != NULL:
-                for f in range(Fg):
-                    bf = biasp[g * Fg + f]
-                    for q in range(q1 - q0):
-                        o[f * P + q] = o[f * P + q] + bf
+        if span > 1:
+            # runs of whole images: columns [0, (n1 - n0)*P) of images n0..n1-1, packed,
+            # multiplied into cs (Fg x that many), then copied out image by image
+            for u in prange(nruns * G, num_threads=nt, schedule="dynamic"):
+                n0 = (u // G) * span
+                n1 = min(n0 + span, N)
+                g = u % G
+                MINIDL_CHECK(threadid() < nt and 0 <= n0 and n0 < n1 and n1 <= N)
+                bp = wsp + threadid() * wstride
+                cs = bp + span_b
+                xg = xp + (n0 * C + g * Cg) * H * W
+                _gemm.pack_b_im2col(xg, <long>C * H * W, Cg, H, W, KH, KW, sh, sw, ph, pw, dh,
+                                    dw, wo, P, 0, (n1 - n0) * P, bp)
+                _gemm.gemm_prepacked(Fg, (n1 - n0) * P, Kg, wpk + g * a_size, bp, cs,
+                                     (n1 - n0) * P, False)
+                for i in range(n1 - n0):
+                    for f in range(Fg):
+                        o = op + ((n0 + i) * F + g * Fg + f) * P
+                        bf = biasp[g * Fg + f] if biasp != NULL else 0
+                        for q in range(P):
+                            o[q] = cs[f * (n1 - n0) * P + i * P + q] + bf
+        else:
+            for u in prange(N * G * nblk, num_threads=nt, schedule="dynamic"):
+                n = u // (G * nblk)
+                g = (u // nblk) % G
+                blk = u % nblk
+                q0 = blk * nc
+                q1 = min(q0 + nc, P)
+                MINIDL_CHECK(threadid() < nt)  # one workspace row per thread of this region
+                bp = wsp + threadid() * wstride
+                xg = xp + (n * C + g * Cg) * H * W
+                if pointwise:
+                    _gemm.pack_b(False, xg + q0, P, Kg, q1 - q0, bp)
+                else:
+                    _gemm.pack_b_im2col(xg, 0, Cg, H, W, KH, KW, sh, sw, ph, pw, dh, dw, wo, P,
+                                        q0, q1, bp)
+                o = op + (n * F + g * Fg) * P + q0
+                _gemm.gemm_prepacked(Fg, q1 - q0, Kg, wpk + g * a_size, bp, o, P, False)
+                if biasp != NULL:
+                    for f in range(Fg):
+                        bf = biasp[g * Fg + f]
+                        for q in range(q1 - q0):
+                            o[f * P + q] = o[f * P + q] + bf
 
 
 def conv_backward_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,

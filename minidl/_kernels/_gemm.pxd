@@ -32,12 +32,12 @@ cdef void spack_a(bint ta, const float *a, long lda, long m, long k, float *ap) 
 cdef void dpack_a(bint ta, const double *a, long lda, long m, long k, double *ap) noexcept nogil
 cdef void spack_b(bint tb, const float *b, long ldb, long k, long n, float *bp) noexcept nogil
 cdef void dpack_b(bint tb, const double *b, long ldb, long k, long n, double *bp) noexcept nogil
-cdef void spack_b_im2col(const float *x, int C, int H, int W, int KH, int KW, int sh, int sw,
-                         int ph, int pw, int dh, int dw, int WO, long q0, long q1,
-                         float *bp) noexcept nogil
-cdef void dpack_b_im2col(const double *x, int C, int H, int W, int KH, int KW, int sh, int sw,
-                         int ph, int pw, int dh, int dw, int WO, long q0, long q1,
-                         double *bp) noexcept nogil
+cdef void spack_b_im2col(const float *x, long x_step, int C, int H, int W, int KH, int KW,
+                         int sh, int sw, int ph, int pw, int dh, int dw, int WO, long P,
+                         long q0, long q1, float *bp) noexcept nogil
+cdef void dpack_b_im2col(const double *x, long x_step, int C, int H, int W, int KH, int KW,
+                         int sh, int sw, int ph, int pw, int dh, int dw, int WO, long P,
+                         long q0, long q1, double *bp) noexcept nogil
 # rows [k0, k1) x output positions [q0, q1) of one image's im2col matrix as a row-major
 # (k1 - k0) x (q1 - q0) array, and the reverse (col2im_rows adds the block into dx (C, H, W)
 # and may zero the entries of cols that stand for padding: cols is scratch)
@@ -85,15 +85,16 @@ cdef inline void pack_b(bint tb, const floating *b, long ldb, long k, long n,
         dpack_b(tb, b, ldb, k, n, bp)
 
 
-cdef inline void pack_b_im2col(const floating *x, int C, int H, int W, int KH, int KW, int sh,
-                               int sw, int ph, int pw, int dh, int dw, int WO, long q0, long q1,
-                               floating *bp) noexcept nogil:
-    # the im2col matrix (C*KH*KW rows) of one image's (C, H, W) planes, output positions
-    # [q0, q1) only, written as pack_b would pack it
+cdef inline void pack_b_im2col(const floating *x, long x_step, int C, int H, int W, int KH,
+                               int KW, int sh, int sw, int ph, int pw, int dh, int dw, int WO,
+                               long P, long q0, long q1, floating *bp) noexcept nogil:
+    # the im2col matrix (C*KH*KW rows) of images of (C, H, W) planes (image i's at
+    # x + i*x_step) and P output positions each, positions [q0, q1) of their concatenation
+    # only (a block may span images), written as pack_b would pack it
     if floating is float:
-        spack_b_im2col(x, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, q0, q1, bp)
+        spack_b_im2col(x, x_step, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, P, q0, q1, bp)
     else:
-        dpack_b_im2col(x, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, q0, q1, bp)
+        dpack_b_im2col(x, x_step, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, P, q0, q1, bp)
 
 
 cdef inline void gemm_prepacked(long m, long n, long k, const floating *ap,

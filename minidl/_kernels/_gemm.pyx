@@ -25,12 +25,12 @@ cdef extern from "_gemm.h" nogil:
     void gemm_pack_a_d(int ta, const double *A, long lda, long m, long k, double *Ap)
     void gemm_pack_b_f(int tb, const float *B, long ldb, long k, long n, float *Bp)
     void gemm_pack_b_d(int tb, const double *B, long ldb, long k, long n, double *Bp)
-    void gemm_pack_b_im2col_f(const float *x, int C, int H, int W, int KH, int KW, int sh,
-                              int sw, int ph, int pw, int dh, int dw, int WO, long q0, long q1,
-                              float *Bp)
-    void gemm_pack_b_im2col_d(const double *x, int C, int H, int W, int KH, int KW, int sh,
-                              int sw, int ph, int pw, int dh, int dw, int WO, long q0, long q1,
-                              double *Bp)
+    void gemm_pack_b_im2col_f(const float *x, long x_step, int C, int H, int W, int KH,
+                              int KW, int sh, int sw, int ph, int pw, int dh, int dw,
+                              int WO, long P, long q0, long q1, float *Bp)
+    void gemm_pack_b_im2col_d(const double *x, long x_step, int C, int H, int W, int KH,
+                              int KW, int sh, int sw, int ph, int pw, int dh, int dw,
+                              int WO, long P, long q0, long q1, double *Bp)
     void im2col_rows_f(const float *x, int C, int H, int W, int KH, int KW, int sh, int sw,
                        int ph, int pw, int dh, int dw, int WO, long k0, long k1, long q0,
                        long q1, float *cols)
@@ -103,16 +103,18 @@ cdef void dpack_b(bint tb, const double *b, long ldb, long k, long n, double *bp
     gemm_pack_b_d(tb, b, ldb, k, n, bp)
 
 
-cdef void spack_b_im2col(const float *x, int C, int H, int W, int KH, int KW, int sh, int sw,
-                         int ph, int pw, int dh, int dw, int WO, long q0, long q1,
-                         float *bp) noexcept nogil:
-    gemm_pack_b_im2col_f(x, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, q0, q1, bp)
+cdef void spack_b_im2col(const float *x, long x_step, int C, int H, int W, int KH, int KW,
+                         int sh, int sw, int ph, int pw, int dh, int dw, int WO, long P,
+                         long q0, long q1, float *bp) noexcept nogil:
+    gemm_pack_b_im2col_f(x, x_step, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, P, q0, q1,
+                         bp)
 
 
-cdef void dpack_b_im2col(const double *x, int C, int H, int W, int KH, int KW, int sh, int sw,
-                         int ph, int pw, int dh, int dw, int WO, long q0, long q1,
-                         double *bp) noexcept nogil:
-    gemm_pack_b_im2col_d(x, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, q0, q1, bp)
+cdef void dpack_b_im2col(const double *x, long x_step, int C, int H, int W, int KH, int KW,
+                         int sh, int sw, int ph, int pw, int dh, int dw, int WO, long P,
+                         long q0, long q1, double *bp) noexcept nogil:
+    gemm_pack_b_im2col_d(x, x_step, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, P, q0, q1,
+                         bp)
 
 
 cdef void sim2col_rows(const float *x, int C, int H, int W, int KH, int KW, int sh, int sw,

@@ -363,7 +363,7 @@ GEMM_INLINE GEMM_TARGET GEMM_NO_LIBCALLS void GK(run_add)(T *restrict s, const T
 static inline GEMM_TARGET GEMM_NO_LIBCALLS void
 GK(im2col_rows_flat)(T *x, int H, int W, int KH, int KW, int ph, int pw, int dh, int dw,
                      long k0, long k1, long q0, long q1, long width, long panel_step,
-                     T *restrict cols, int fold)
+                     long pos0, T *restrict cols, int fold)
 {
     const long HW = (long)H * W, x0 = q0 % W;
     long c = k0 / ((long)KW * KH), i = (k0 / KW) % KH, j = k0 % KW;
@@ -375,7 +375,7 @@ GK(im2col_rows_flat)(T *x, int H, int W, int KH, int KW, int ph, int pw, int dh,
         x_lo = x_lo < 0 ? 0 : (x_lo > W ? W : x_lo);
         x_hi = x_hi < x_lo ? x_lo : (x_hi > W ? W : x_hi);
         T *restrict panel = cols + (kk - k0) * width; /* this row in the current panel */
-        long pos = 0, xs = x0; /* the next column within the panel; the output column of s */
+        long pos = pos0, xs = x0; /* the next column within the panel; the output column of s */
         for (long s = q0; s < q1;) {
             const long len = q1 - s < width - pos ? q1 - s : width - pos;
             T *restrict d = panel + pos;
@@ -426,8 +426,9 @@ GK(im2col_rows_flat)(T *x, int H, int W, int KH, int KW, int ph, int pw, int dh,
 
    Row kk = (c*KH + i)*KW + j and column jj = q - q0, for the output position q = y*WO + xo,
    stand for the input value x[c, y*sh - ph + i*dh, xo*sw - pw + j*dw] (zero in the padding).
-   The block lives at cols[(jj / width)*panel_step + (kk - k0)*width + jj % width]: with
-   width = q1 - q0 a row-major (k1 - k0) x (q1 - q0) matrix, with width = NR and
+   The block lives at cols[(jj' / width)*panel_step + (kk - k0)*width + jj' % width],
+   jj' = pos0 + jj (pos0 < width: the block starts pos0 columns into its first panel): with
+   width = q1 - q0 (pos0 = 0) a row-major (k1 - k0) x (q1 - q0) matrix, with width = NR and
    panel_step = NR*(k1 - k0) B panels (pack_b's layout). fold = 0 writes the block from the
    image x (C, H, W); fold = 1 adds it into x (which the caller zeroed), skipping the padding,
    and may zero the block's entries that stand for padding (cols is the caller's scratch).
@@ -437,13 +438,14 @@ GK(im2col_rows_flat)(T *x, int H, int W, int KH, int KW, int ph, int pw, int dh,
 static inline GEMM_TARGET GEMM_NO_LIBCALLS void
 GK(im2col_rows)(T *x, int C, int H, int W, int KH, int KW, int sh, int sw, int ph, int pw,
                 int dh, int dw, int WO, long k0, long k1, long q0, long q1, long width,
-                long panel_step, T *restrict cols, int fold)
+                long panel_step, long pos0, T *restrict cols, int fold)
 {
     (void)C;
     MINIDL_CHECK(0 <= k0 && k0 <= k1 && k1 <= (long)C * KH * KW && 0 <= q0 && q0 <= q1);
+    MINIDL_CHECK(0 <= pos0 && (pos0 < width || q0 == q1));
     if (sh == 1 && sw == 1 && WO == W) {
         GK(im2col_rows_flat)(x, H, W, KH, KW, ph, pw, dh, dw, k0, k1, q0, q1, width, panel_step,
-                             cols, fold);
+                             pos0, cols, fold);
         return;
     }
     const long y0 = q0 / WO, x0 = q0 % WO;
@@ -453,7 +455,7 @@ GK(im2col_rows)(T *x, int C, int H, int W, int KH, int KW, int sh, int sw, int p
         long x_lo, x_hi; /* the output columns whose input column lies in [0, W) */
         minidl_gemm_tap_range(ix0, sw, W, WO, &x_lo, &x_hi);
         T *restrict panel = cols + (kk - k0) * width; /* this row in the current panel */
-        long pos = 0;                                  /* next column within the panel */
+        long pos = pos0;                               /* next column within the panel */
         long left = q1 - q0, y = y0, xo = x0;
         for (; left > 0; y++, xo = 0) {
             const long xe = xo + left < WO ? xo + left : WO;
@@ -496,15 +498,27 @@ GK(im2col_rows)(T *x, int C, int H, int W, int KH, int KW, int sh, int sw, int p
     }
 }
 
-/* The im2col matrix (K = C*KH*KW rows) of one image, output positions [q0, q1), written
-   straight into B panels (pack_b's layout, zero in the columns past q1 - q0). */
-static inline GEMM_TARGET void GK(pack_b_im2col)(const T *x, int C, int H, int W, int KH,
-                                                 int KW, int sh, int sw, int ph, int pw, int dh,
-                                                 int dw, int WO, long q0, long q1, T *Bp)
+/* The im2col matrix (K = C*KH*KW rows) of a run of images of P = HO*WO output positions
+   each (image i's planes at x + i*x_step), positions [q0, q1) of their concatenation (q is
+   output position q % P of image q / P), written straight into B panels (pack_b's layout,
+   zero in the columns past q1 - q0). Blocks that span images keep the panels full when an
+   image has fewer positions than a block. */
+static inline GEMM_TARGET void GK(pack_b_im2col)(const T *x, long x_step, int C, int H, int W,
+                                                 int KH, int KW, int sh, int sw, int ph, int pw,
+                                                 int dh, int dw, int WO, long P, long q0,
+                                                 long q1, T *Bp)
 {
     const long K = (long)C * KH * KW, n = q1 - q0;
-    GK(im2col_rows)((T *)x, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, 0, K, q0, q1,
-                    GEMM_NR, GEMM_NR * K, Bp, 0);
+    MINIDL_CHECK(P > 0 && 0 <= q0 && q0 <= q1);
+    for (long s = q0; s < q1;) { /* one image's part of the block at a time */
+        const long img = s / P, qs = s - img * P, qe = q1 - img * P < P ? q1 - img * P : P;
+        const long col = s - q0; /* its first column in the block */
+        MINIDL_CHECK(0 <= qs && qs < qe && qe <= P);
+        GK(im2col_rows)((T *)x + img * x_step, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, 0, K,
+                        qs, qe, GEMM_NR, GEMM_NR * K, col % GEMM_NR,
+                        Bp + (col / GEMM_NR) * GEMM_NR * K, 0);
+        s += qe - qs;
+    }
     const long n_pad = (n + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
     if (n_pad > n) {
         T *last = Bp + (n / GEMM_NR) * GEMM_NR * K;
@@ -609,12 +623,12 @@ static inline void FN(gemm_pack_b)(int tb, const T *B, long ldb, long k, long n,
     GEMM_VCALL(pack_b, (tb, B, ldb, k, n, (T *)minidl_gemm_align(Bp)))
 }
 
-static inline void FN(gemm_pack_b_im2col)(const T *x, int C, int H, int W, int KH, int KW, int sh,
-                                   int sw, int ph, int pw, int dh, int dw, int WO, long q0,
-                                   long q1, T *Bp)
+static inline void FN(gemm_pack_b_im2col)(const T *x, long x_step, int C, int H, int W, int KH,
+                                          int KW, int sh, int sw, int ph, int pw, int dh, int dw,
+                                          int WO, long P, long q0, long q1, T *Bp)
 {
-    GEMM_VCALL(pack_b_im2col, (x, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, q0, q1,
-                               (T *)minidl_gemm_align(Bp)))
+    GEMM_VCALL(pack_b_im2col, (x, x_step, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, P, q0,
+                               q1, (T *)minidl_gemm_align(Bp)))
 }
 
 /* Rows [k0, k1) x output positions [q0, q1) of one image's im2col matrix into the row-major
@@ -626,7 +640,7 @@ static inline void FN(im2col_rows)(const T *x, int C, int H, int W, int KH, int 
                                    long k1, long q0, long q1, T *cols)
 {
     GEMM_VCALL(im2col_rows, ((T *)x, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, k0, k1, q0,
-                             q1, q1 - q0, 0, cols, 0))
+                             q1, q1 - q0, 0, 0, cols, 0))
 }
 
 static inline void FN(col2im_rows)(T *cols, int C, int H, int W, int KH, int KW, int sh,
@@ -634,7 +648,7 @@ static inline void FN(col2im_rows)(T *cols, int C, int H, int W, int KH, int KW,
                                    long k1, long q0, long q1, T *dx)
 {
     GEMM_VCALL(im2col_rows, (dx, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, WO, k0, k1, q0, q1,
-                             q1 - q0, 0, cols, 1))
+                             q1 - q0, 0, 0, cols, 1))
 }
 
 static inline void FN(gemm_packed)(long m, long n, long k, const T *Ap, const T *Bp, T *C, long ldc,

@@ -20,8 +20,9 @@ Algorithms (``ConvPlan.algorithm``; the public family in parentheses):
   each thread with its own column workspace and a one-thread BLAS (scipy's).
 * ``gemm_packed`` (gemm): minidl's own GEMM (``_gemm``: packed panels, AVX-512 / AVX2
   micro-kernels) on blocks of output positions, parallel over (image, group, block) in one
-  OpenMP loop; im2col writes each block straight into the GEMM's packed panels, where it
-  stays in L2. Backward: dx parallel over (image, group), dw over pieces of its columns, so
+  OpenMP loop (over (run of images, group) when an image has fewer positions than a block:
+  the forward's blocks then hold several whole images); im2col writes each block straight
+  into the GEMM's packed panels, where it stays in L2. Backward: dx parallel over (image, group), dw over pieces of its columns, so
   every result is summed in an order that does not depend on the thread count. The default
   whenever the kernels are built.
 * ``gemm_1x1`` (gemm): 1x1, stride 1, no padding: x itself is the column matrix (the packed
@@ -194,13 +195,14 @@ class ConvPlan:
     dh, dw (stride, pad, dilation), HO, WO (output), dtype, has_bias, layer (the name errors
     use), algorithm (see the module docstring), threads (OpenMP threads of the per-image
     and packed paths), chunk (images per im2col chunk), block (output positions per block of
-    the packed path), dw_block (columns of dw per backward piece of the packed path),
-    workspace_bytes (scratch memory it needs).
+    the packed path), span (images per forward block of the packed path when an image has
+    fewer positions than a block; 1: blocks within one image), dw_block (columns of dw per
+    backward piece of the packed path), workspace_bytes (scratch memory it needs).
     """
 
     __slots__ = ("layer", "N", "C", "H", "W", "F", "G", "KH", "KW", "sh", "sw", "ph", "pw",
                  "dh", "dw", "HO", "WO", "dtype", "has_bias", "algorithm", "threads", "chunk",
-                 "block", "dw_block", "workspace_bytes", "tuned")
+                 "block", "span", "dw_block", "workspace_bytes", "tuned")
 
     @property
     def Cg(self):
@@ -299,6 +301,7 @@ def conv_geometry(layer, x_shape, w_shape, has_bias, dtype, stride, pad, dilatio
     p.has_bias = bool(has_bias)
     p.algorithm, p.threads, p.chunk, p.workspace_bytes, p.tuned = None, 1, p.N, 0, False
     p.block = p.dw_block = 0
+    p.span = 1
     return p
 
 
@@ -386,10 +389,10 @@ CHUNK_TARGET_BYTES = 8 * 2**20
 # The batched path keeps the column matrix for backward only when it is at most this many
 # bytes; otherwise backward unfolds x again (cheap next to the GEMMs).
 CACHE_COLS_BYTES = 8 * 2**20
-# The packed path multiplies blocks of this many output positions (a whole image when it has
-# fewer): each KC-row slice of a block's panels (KC x block) stays in L2 while the weights'
-# panels stream past it, and the per-block costs (the weights read once per block, a C tile
-# stored per block) are amortised. Measured on a 2-core Zen 5 (1 MB L2 per core), float32,
+# The packed path multiplies blocks of this many output positions (in the forward, whole images
+# when an image has fewer: _packed_span): each KC-row slice of a block's panels (KC x block)
+# stays in L2 while the weights' panels stream past it, and the per-block costs (the weights
+# read once per block, a C tile stored per block) are amortised. Measured on a 2-core Zen 5 (1 MB L2 per core), float32,
 # forward + backward at 1 thread: 128 to 768 positions are within 5% of each other on the
 # ResNet / AlexNet / coursework layers, 32 to 96 are 10-40% slower.
 PACKED_BLOCK_POSITIONS = 384
@@ -433,6 +436,33 @@ def _kernels():
 
 def _omp_threads():
     return _kernels().omp_max_threads()
+
+
+def _packed_span(N, P, block, G, threads, nr):
+    """Images per forward block of the packed path. 1 when an image fills a block; else k
+    whole images (k*P <= block) per block, k chosen for the GEMM's panels of nr columns: the
+    fewest panel-widths on the busiest thread (the (run, group) pieces dealt to the least
+    loaded thread in turn, as the dynamic schedule does), then the fewest panels in all (the
+    last panel of a block is padded), then the largest k (the weights stream past once per
+    block). The forward's sums do not depend on it. E.g. 8 images of 7x7, 384-wide blocks,
+    32-wide panels: 4 images per block at 2 threads (2 x 7 panels), 7 at 1 thread."""
+    if P >= block or N <= 1:
+        return 1
+    best = None
+    for k in range(1, min(N, block // P) + 1):
+        widths = [-(-min(k, N - n0) * P // nr) for n0 in range(0, N, k)] * G
+        total = sum(widths)
+        if len(widths) >= 8 * threads:  # many pieces: the schedule evens them out
+            busiest = -(-total // threads)
+        else:
+            loads = [0] * threads
+            for width in widths:
+                loads[loads.index(min(loads))] += width
+            busiest = max(loads)
+        key = (busiest, total, -k)
+        if best is None or key < best[0]:
+            best = (key, k)
+    return best[1]
 
 
 def _is_1x1(p):
@@ -553,6 +583,8 @@ def _use(p, algorithm):
         block = min(PACKED_BLOCK_POSITIONS, PACKED_BLOCK_BYTES // max(K * itemsize, 1))
         block = max(1, block // PACKED_BLOCK_ALIGN) * PACKED_BLOCK_ALIGN
         p.block = max(1, min(P, block))
+        nr = k.gemm_info()[np.dtype(p.dtype).name][1]
+        p.span = 1 if _is_1x1(p) else _packed_span(p.N, P, block, p.G, p.threads, nr)
         # one dw piece per thread: dw's columns split evenly (the sums do not depend on it)
         p.dw_block = -(-K // p.threads)
         weights, per_thread = _packed_workspace(p)
@@ -706,7 +738,7 @@ def _packed_workspace(p):
     """(weights, per_thread) elements of the packed path's scratch arrays for plan p."""
     return _kernels()._conv.packed_workspace(p.dtype == np.float64, p.G, p.Fg,
                                              p.Cg * p.KH * p.KW, p.block, p.dw_block,
-                                             _is_1x1(p))
+                                             _is_1x1(p), p.span, p.HO * p.WO)
 
 
 def _forward_packed(p, x, w, b):
@@ -717,7 +749,7 @@ def _forward_packed(p, x, w, b):
         k._conv.conv_forward_packed(x, w, b, out, k.workspace("packed_w", (weights,), p.dtype),
                                     k.workspace("packed", (p.threads, per_thread), p.dtype),
                                     p.G, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw, p.HO, p.WO,
-                                    p.block)
+                                    p.block, p.span)
     return out.reshape(p.out_shape), None
 
 
