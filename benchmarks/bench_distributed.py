@@ -206,7 +206,8 @@ def main():
     for name, rows in results.items():
         rank0 = [r for r in rows if r["rank"] == 0]
         steps = [s for r in rank0 for s in r["step_s"]]
-        comm = [c for r in rank0 for c in r["comm_s"]]
+        # a single process's world communicator "reduces" in place: no communication to show
+        comm = [c for r in rank0 if r["ranks"] > 1 for c in r["comm_s"]]
         other = [c for r in rows if r["rank"] == 1 for c in r["comm_s"]]
         step = _median(steps)
         table.append({"config": name, "step_ms": 1e3 * step,
@@ -257,7 +258,7 @@ def _print(report):
     print("|---|---|---|---|---|---|")
     for r in report["configs"]:
         lo, hi = r["step_ms_spread"]
-        comm = ("-" if r["comm_ms"] is None else
+        comm = ("- | -" if r["comm_ms"] is None else
                 f"{r['comm_ms']:.2f}, {r['comm_ms_rank1']:.2f} | {100 * r['comm_fraction']:.1f}%")
         print(f"| {r['config']} | {r['step_ms']:.0f} ({lo:.0f}-{hi:.0f}) | "
               f"{r['images_per_s']:.0f} | {r['vs_threads']:.2f} | {comm} |")
