@@ -11,6 +11,7 @@
 static inline void FN(maxpool_row_interior)(const T *x, T *out, int *idx, long W, long KW,
                                             long SW, long pw, long y0, long y1, long xa, long xb)
 {
+    MINIDL_CHECK(xa >= xb || (xa * SW - pw >= 0 && (xb - 1) * SW - pw + KW <= W));
     for (long xo = xa; xo < xb; xo++) {
         const long p = y0 * W + xo * SW - pw;
         out[xo] = x[p];
